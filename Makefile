@@ -1,0 +1,44 @@
+# The README's commands: `make install`, `make test`, `make bench`.
+# Works on a fresh Debian machine as root (system packages come from apt when missing).
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PACKAGES := ffmpeg
+
+.PHONY: install system-deps test bench clean
+
+install: system-deps $(VENV)/.installed
+
+# Installs what is missing, and only that.
+system-deps:
+	@missing=""; \
+	command -v ffmpeg >/dev/null 2>&1 || missing="$$missing ffmpeg"; \
+	$(PYTHON) -c "import venv, ensurepip" >/dev/null 2>&1 || missing="$$missing python3-venv"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing system packages:$$missing"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# The CPU build first, so nothing below asks for a CUDA one.
+	$(PIP) install -q torch==2.13.0
+	# Pretrained musicnn weights; --no-deps keeps TensorFlow and an old numpy out.
+	$(PIP) install -q --no-deps musicnn==0.1.0
+	$(PIP) install -q -e '.[test]'
+	touch $@
+
+# pytest exits 5 when it collects no test, which fails this target as it should.
+test: install
+	$(PY) -m pytest
+
+bench: install
+	$(PY) tests/benchmarks/bench_engine.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache tests/artifacts

@@ -1,0 +1,65 @@
+"""genre-classify: the genres (and tags) of audio files, from the command line.
+
+    genre-classify FILE... [--json]
+
+By default a readable table per file; with --json exactly one JSON object per
+input on its own line. A file that cannot be read gets an error object (or line)
+and the others carry on; the exit status is 1 if any file failed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from shared.errors import AnalysisError
+from shared.settings import Settings, SettingsError
+
+BAR_WIDTH = 30
+
+
+def _table(path: str, result: dict) -> str:
+    lines = [f"{path}  ({result['duration_s']:.1f} s, {result['segments']} segments)"]
+    for item in result["top5"]:
+        bar = "█" * round(item["p"] * BAR_WIDTH)
+        lines.append(f"  {item['genre']:<10} {item['p'] * 100:5.1f}%  {bar}")
+    lines.append("  tags: " + ", ".join(f"{t['tag']} ({t['p']:.2f})" for t in result["tags"]))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="genre-classify", description="Top-5 genres and tags of audio files.")
+    parser.add_argument("files", nargs="+", metavar="FILE", help="audio files (anything ffmpeg reads)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per file on stdout")
+    args = parser.parse_args(argv)
+
+    try:
+        settings = Settings.from_env()
+    except SettingsError as error:
+        parser.error(str(error))
+    from shared.inference import GenreClassifier  # torch import is slow; --help stays quick
+
+    classifier = GenreClassifier(settings)
+    failed = 0
+    for path in args.files:
+        try:
+            prediction = classifier.predict_file(path)
+            result = {
+                "path": path,
+                "duration_s": round(prediction.duration_s, 3),
+                "segments": len(prediction.start_s),
+                "top5": prediction.top_genres(5),
+                "tags": prediction.top_tags(settings.top_tags),
+            }
+            print(json.dumps(result) if args.json else _table(path, result), flush=True)
+        except AnalysisError as error:
+            failed += 1
+            if args.json:
+                print(json.dumps({"path": path, "error": error.to_dict()}), flush=True)
+            else:
+                print(f"{path}: error ({error.code}): {error.message}", file=sys.stderr, flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""Audio → per-segment genre and tag probabilities → aggregated top-5 genres and top tags.
+
+``GenreClassifier`` holds the loaded models (load once per process, reuse for every
+song). A track's genres are the mean of its segments' genre probabilities.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from shared.audio import decode
+from shared.features import PATCH_SECONDS, segment, warm_up
+from shared.head import load_head
+from shared.labels import MSD_TAGS
+from shared.musicnn import load_pretrained
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+
+
+def _ranked(probs: np.ndarray, labels: list[str], k: int, key: str) -> list[dict]:
+    order = np.argsort(-probs)[:k]
+    return [{key: labels[i], "p": round(float(probs[i]), 4)} for i in order]
+
+
+@dataclass
+class Prediction:
+    """Everything the model says about one song."""
+
+    duration_s: float
+    start_s: np.ndarray  # (segments,)
+    end_s: np.ndarray  # (segments,)
+    genre_probs: np.ndarray  # (segments, genres)
+    tag_probs: np.ndarray  # (segments, tags)
+    genres: list[str]
+    tags: list[str]
+
+    @property
+    def track_genre_probs(self) -> np.ndarray:
+        return self.genre_probs.mean(axis=0)
+
+    def top_genres(self, k: int = 5) -> list[dict]:
+        return _ranked(self.track_genre_probs, self.genres, k, "genre")
+
+    def top_tags(self, k: int = 10) -> list[dict]:
+        return _ranked(self.tag_probs.mean(axis=0), self.tags, k, "tag")
+
+    def segment_results(self, k: int = 5) -> list[dict]:
+        return [
+            {"start": round(float(s), 3), "end": round(float(e), 3),
+             "top5": _ranked(p, self.genres, k, "genre")}
+            for s, e, p in zip(self.start_s, self.end_s, self.genre_probs)
+        ]
+
+    def to_dict(self, top_tags: int = 10) -> dict:
+        return {
+            "duration_s": round(self.duration_s, 3),
+            "segment_seconds": PATCH_SECONDS,
+            "top5": self.top_genres(5),
+            "tags": self.top_tags(top_tags),
+            "segments": self.segment_results(5),
+        }
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"DEVICE={name} but this machine has no usable CUDA device")
+    return device
+
+
+class GenreClassifier:
+    """The pretrained tagger plus the genre head, on the configured device."""
+
+    def __init__(self, settings: Settings | None = None):
+        self.settings = settings or Settings.from_env()
+        if self.settings.torch_threads:
+            torch.set_num_threads(self.settings.torch_threads)
+        self.device = resolve_device(self.settings.device)
+        started = time.perf_counter()
+        head, record = load_head(self.settings.model_path)
+        self.backbone_name = record["backbone"]
+        self.backbone = load_pretrained(self.backbone_name).to(self.device)
+        self.head = head.to(self.device)
+        self.version = record["version"]
+        self.model_path = Path(self.settings.model_path)
+        self.batch_size = self.settings.batch_size or (64 if self.device.type == "cuda" else 2)
+        warm_up(self.device)
+        log.info("loaded %s + %s (version %s) on %s in %.2f s", self.backbone_name,
+                 self.model_path.name, self.version, self.device, time.perf_counter() - started)
+
+    @property
+    def info(self) -> dict:
+        """Model name and version, as stored with every result."""
+        return {"name": f"{self.backbone_name}+{self.model_path.stem}", "version": self.version}
+
+    @torch.inference_mode()
+    def predict(self, audio: np.ndarray, progress: Progress | None = None) -> Prediction:
+        """Predict mono float32 16 kHz audio; ``progress(done, total)`` follows the segments."""
+        segments = segment(audio, self.device)
+        total = len(segments.patches)
+        genre_parts, tag_parts = [], []
+        for first in range(0, total, self.batch_size):
+            tags = self.backbone(segments.patches[first:first + self.batch_size])
+            genre_parts.append(F.softmax(self.head(tags), dim=1).cpu())
+            tag_parts.append(tags.cpu())
+            if progress:
+                progress(min(first + self.batch_size, total), total)
+        return Prediction(
+            duration_s=segments.duration_s,
+            start_s=segments.start_s,
+            end_s=segments.end_s,
+            genre_probs=torch.cat(genre_parts).numpy(),
+            tag_probs=torch.cat(tag_parts).numpy(),
+            genres=self.head.labels,
+            tags=list(MSD_TAGS),
+        )
+
+    def predict_file(self, path: str | Path, progress: Progress | None = None) -> Prediction:
+        return self.predict(decode(path, self.settings), progress)

@@ -1,0 +1,67 @@
+"""Shared test helpers: generated audio (real ffmpeg), the loaded model, reference fixtures."""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL_FIXTURE = REPO / "tests" / "fixtures" / "musicnn_parity_small.npz"
+GOLDEN = REPO.parent / "shared" / "fixtures" / "musicnn_golden.npz"
+
+# A chord with a beat: enough structure that the network sees something music-like.
+_MUSIC = (
+    "sine=f=220:d={s},volume=0.3[a];sine=f=277:d={s},volume=0.2[b];"
+    "sine=f=330:d={s},volume=0.2[c];anoisesrc=d={s}:c=pink:a=0.05,"
+    "volume='if(lt(mod(t,0.5),0.05),8,1)':eval=frame[d];[a][b][c][d]amix=inputs=4,volume=4"
+)
+CODECS = {
+    ".mp3": ["-c:a", "libmp3lame", "-b:a", "128k"],
+    ".wav": ["-c:a", "pcm_s16le"],
+    ".flac": ["-c:a", "flac"],
+    ".ogg": ["-c:a", "libvorbis"],
+    ".opus": ["-c:a", "libopus", "-ar", "48000"],
+    ".m4a": ["-c:a", "aac"],
+    ".webm": ["-c:a", "libopus", "-ar", "48000"],
+    ".au": ["-c:a", "pcm_s16be"],
+}
+
+
+def make_audio(path: Path, seconds: float, rate: int = 44100, channels: int = 2) -> Path:
+    """Write ``seconds`` of generated music-like audio to ``path``, encoded by its suffix."""
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-filter_complex", _MUSIC.format(s=seconds),
+         "-ar", str(rate), "-ac", str(channels), *CODECS[path.suffix], str(path)],  # a later -ar wins
+        check=True,
+    )
+    return path
+
+
+@pytest.fixture
+def audio_file(tmp_path):
+    """Factory: ``audio_file(seconds, suffix=".mp3")`` → path of a generated file."""
+    def make(seconds: float, suffix: str = ".mp3", **kwargs) -> Path:
+        return make_audio(tmp_path / f"song{suffix}", seconds, **kwargs)
+    return make
+
+
+@pytest.fixture(scope="session")
+def classifier():
+    from shared.inference import GenreClassifier
+    from shared.settings import Settings
+
+    return GenreClassifier(Settings())
+
+
+@pytest.fixture(scope="session")
+def small_fixture():
+    return dict(np.load(SMALL_FIXTURE))
+
+
+@pytest.fixture(scope="session")
+def golden():
+    if not GOLDEN.is_file():
+        pytest.skip(f"{GOLDEN} is not here (the committed small fixture still tests parity)")
+    return np.load(GOLDEN)

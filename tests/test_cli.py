@@ -1,0 +1,53 @@
+"""genre-classify as a user runs it: the installed console script."""
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(sys.executable).with_name("genre-classify")
+
+
+def run(*args):
+    command = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "shared.cli"]
+    return subprocess.run(command + [str(a) for a in args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    from conftest import make_audio
+
+    folder = tmp_path_factory.mktemp("cli")
+    good = make_audio(folder / "good.mp3", 7.0)
+    bad = folder / "bad.mp3"
+    bad.write_text("not audio")
+    return good, bad
+
+
+def test_json_prints_one_object_per_input_and_fails_if_any_failed(files):
+    good, bad = files
+    done = run("--json", good, bad, good)
+    lines = done.stdout.splitlines()
+    assert done.returncode == 1 and len(lines) == 3
+    first, second, third = map(json.loads, lines)
+    assert set(first) == {"path", "duration_s", "segments", "top5", "tags"}
+    assert first["path"] == str(good) and first["segments"] == 2
+    assert len(first["top5"]) == 5 and {"genre", "p"} == set(first["top5"][0])
+    assert second == {"path": str(bad), "error": {"code": "unsupported_audio", "message": second["error"]["message"]}}
+    assert third == first
+
+
+def test_all_good_files_exit_zero_with_a_readable_table(files):
+    good, _ = files
+    done = run(good)
+    assert done.returncode == 0, done.stderr
+    assert str(good) in done.stdout and "%" in done.stdout and "tags:" in done.stdout
+
+
+def test_invalid_setting_is_a_usage_error(files, monkeypatch):
+    good, _ = files
+    monkeypatch.setenv("BATCH_SIZE", "many")
+    done = run(good)
+    assert done.returncode == 2 and "BATCH_SIZE" in done.stderr

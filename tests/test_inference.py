@@ -1,0 +1,62 @@
+"""The inference API: per-segment and aggregated genres and tags for a whole song."""
+import numpy as np
+import pytest
+
+from shared.audio import SAMPLE_RATE
+from shared.labels import GENRES, MSD_TAGS
+
+
+@pytest.fixture(scope="module")
+def song(tmp_path_factory):
+    from conftest import make_audio
+    from shared.audio import decode
+
+    return decode(make_audio(tmp_path_factory.mktemp("song") / "song.mp3", 10.0))
+
+
+def test_predicts_per_segment_probabilities(classifier, song):
+    prediction = classifier.predict(song)
+    assert prediction.genre_probs.shape == (3, len(GENRES))
+    assert prediction.tag_probs.shape == (3, len(MSD_TAGS))
+    np.testing.assert_allclose(prediction.genre_probs.sum(axis=1), 1.0, rtol=1e-5)
+    assert ((prediction.tag_probs > 0) & (prediction.tag_probs < 1)).all()
+
+
+def test_top5_is_the_ranked_mean_of_segments(classifier, song):
+    prediction = classifier.predict(song)
+    top5 = prediction.top_genres(5)
+    assert len(top5) == 5 and [g["p"] for g in top5] == sorted((g["p"] for g in top5), reverse=True)
+    mean = prediction.genre_probs.mean(axis=0)
+    assert top5[0]["genre"] == GENRES[int(mean.argmax())]
+    assert top5[0]["p"] == pytest.approx(float(mean.max()), abs=1e-4)
+
+
+def test_result_dict_has_segments_with_times_and_top5(classifier, song):
+    result = classifier.predict(song).to_dict(top_tags=4)
+    assert set(result) == {"duration_s", "segment_seconds", "top5", "tags", "segments"}
+    assert len(result["tags"]) == 4 and {"tag", "p"} == set(result["tags"][0])
+    assert [s["start"] for s in result["segments"]] == pytest.approx([0, 2.992, 5.984])
+    assert all(len(s["top5"]) == 5 for s in result["segments"])
+
+
+def test_batches_do_not_change_the_result(classifier, song):
+    one = classifier.predict(song)
+    batch_size, classifier.batch_size = classifier.batch_size, 1
+    try:
+        single = classifier.predict(song)
+    finally:
+        classifier.batch_size = batch_size
+    np.testing.assert_allclose(one.genre_probs, single.genre_probs, atol=1e-5)
+
+
+def test_progress_reports_every_batch_up_to_the_total(classifier):
+    song = np.random.default_rng(1).standard_normal(30 * SAMPLE_RATE).astype(np.float32) * 0.1
+    seen = []
+    classifier.predict(song, progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1] == (10, 10)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen) and len(seen) > 1
+
+
+def test_model_info_names_backbone_and_head_version(classifier):
+    info = classifier.info
+    assert info["name"].startswith("MSD_musicnn+") and len(info["version"]) == 12

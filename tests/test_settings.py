@@ -1,0 +1,29 @@
+"""Settings come from the environment, with defaults and clear errors."""
+from pathlib import Path
+
+import pytest
+
+from shared.settings import DEFAULT_HEAD, Settings, SettingsError
+
+
+def test_defaults_without_environment():
+    settings = Settings.from_env({})
+    assert settings.device == "auto" and settings.batch_size == 0
+    assert settings.model_path == DEFAULT_HEAD and settings.max_audio_seconds == 1200
+
+
+def test_values_are_read_and_typed():
+    settings = Settings.from_env({"BATCH_SIZE": "8", "MAX_AUDIO_SECONDS": "60.5", "MODEL_PATH": "/m.pt"})
+    assert settings.batch_size == 8 and settings.max_audio_seconds == 60.5
+    assert settings.model_path == Path("/m.pt")
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"BATCH_SIZE": "lots"}, "BATCH_SIZE"),
+    ({"BATCH_SIZE": "-1"}, "BATCH_SIZE"),
+    ({"DEVICE": "tpu"}, "DEVICE"),
+    ({"MIN_AUDIO_SECONDS": "0"}, "MIN_AUDIO_SECONDS"),
+])
+def test_bad_values_are_refused_with_the_variable_name(env, message):
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env(env)
