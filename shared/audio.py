@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from shared.errors import TooLong, TooShort, UnsupportedAudio
+from shared.errors import AnalysisError, TooLong, TooShort, UnsupportedAudio
 from shared.settings import Settings
 
 SAMPLE_RATE = 16000
@@ -55,6 +55,9 @@ def decode(path: str | Path, settings: Settings | None = None) -> np.ndarray:
     ]
     try:
         done = subprocess.run(command, capture_output=True, timeout=settings.decode_timeout_s)
+    except FileNotFoundError:
+        # Our installation's fault, not the file's: say what to install.
+        raise AnalysisError(f"ffmpeg not found (FFMPEG_BIN={settings.ffmpeg_bin}); install ffmpeg") from None
     except subprocess.TimeoutExpired:
         raise UnsupportedAudio(
             f"{path.name}: decoding took longer than {settings.decode_timeout_s:.0f} s"

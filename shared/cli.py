@@ -38,8 +38,13 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as error:
         parser.error(str(error))
     from shared.inference import GenreClassifier  # torch import is slow; --help stays quick
+    from shared.musicnn import MusicnnWeightsMissing
 
-    classifier = GenreClassifier(settings)
+    try:
+        classifier = GenreClassifier(settings)
+    except (MusicnnWeightsMissing, FileNotFoundError, ValueError) as error:
+        print(f"genre-classify: {error}", file=sys.stderr)
+        return 2
     failed = 0
     for path in args.files:
         try:

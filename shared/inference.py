@@ -20,7 +20,7 @@ from shared.features import PATCH_SECONDS, segment, warm_up
 from shared.head import load_head
 from shared.labels import MSD_TAGS
 from shared.musicnn import load_pretrained
-from shared.settings import Settings
+from shared.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"DEVICE={name} but this machine has no usable CUDA device")
+        raise SettingsError(f"DEVICE={name} but this machine has no usable CUDA device; use DEVICE=cpu or auto")
     return device
 
 

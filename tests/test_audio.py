@@ -75,3 +75,11 @@ def test_errors_carry_a_code_and_message(tmp_path):
         decode(bad)
     assert caught.value.to_dict()["code"] == "unsupported_audio"
     assert "bad.wav" in caught.value.to_dict()["message"]
+
+
+def test_missing_ffmpeg_is_an_internal_error_that_says_so(audio_file):
+    from shared.errors import AnalysisError
+
+    with pytest.raises(AnalysisError, match="ffmpeg not found") as caught:
+        decode(audio_file(2.0, ".wav"), Settings(ffmpeg_bin="/nonexistent/ffmpeg"))
+    assert caught.value.code == "internal"

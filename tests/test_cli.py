@@ -51,3 +51,21 @@ def test_invalid_setting_is_a_usage_error(files, monkeypatch):
     monkeypatch.setenv("BATCH_SIZE", "many")
     done = run(good)
     assert done.returncode == 2 and "BATCH_SIZE" in done.stderr
+
+
+def test_missing_model_file_is_reported_without_a_traceback(files, monkeypatch, tmp_path):
+    good, _ = files
+    monkeypatch.setenv("MODEL_PATH", str(tmp_path / "absent.pt"))
+    done = run(good)
+    assert done.returncode == 2 and "MODEL_PATH" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_cuda_on_a_machine_without_it_is_a_settings_error(files, monkeypatch):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    good, _ = files
+    monkeypatch.setenv("DEVICE", "cuda")
+    done = run(good)
+    assert done.returncode == 2 and "DEVICE=cuda" in done.stderr
