@@ -96,14 +96,21 @@ class GenreClassifier:
         self.version = record["version"]
         self.model_path = Path(self.settings.model_path)
         self.batch_size = self.settings.batch_size or (64 if self.device.type == "cuda" else 2)
+        self.precision = self.settings.precision
+        if self.precision == "auto":
+            self.precision = "fp32" if self.device.type == "cuda" else "int8"
+        if self.precision == "int8" and self.device.type != "cpu":
+            raise SettingsError("PRECISION=int8 runs on CPU only; use fp32 (or auto) on CUDA")
+        self.backbone.int8 = self.precision == "int8"
         warm_up(self.device)
-        log.info("loaded %s + %s (version %s) on %s in %.2f s", self.backbone_name,
-                 self.model_path.name, self.version, self.device, time.perf_counter() - started)
+        log.info("loaded %s + %s (version %s, %s) on %s in %.2f s", self.backbone_name, self.model_path.name,
+                 self.version, self.precision, self.device, time.perf_counter() - started)
 
     @property
     def info(self) -> dict:
-        """Model name and version, as stored with every result."""
-        return {"name": f"{self.backbone_name}+{self.model_path.stem}", "version": self.version}
+        """Model name, version and arithmetic, as stored with every result."""
+        return {"name": f"{self.backbone_name}+{self.model_path.stem}", "version": self.version,
+                "precision": self.precision}
 
     @torch.inference_mode()
     def predict(self, audio: np.ndarray, progress: Progress | None = None) -> Prediction:

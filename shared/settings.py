@@ -16,6 +16,9 @@ class SettingsError(ValueError):
 class Settings:
     # Where models run: "auto" (CUDA when present, else CPU), "cpu", "cuda" or "cuda:N".
     device: str = "auto"
+    # Arithmetic of the network's front-end: "auto" (int8 on CPU, float32 on CUDA), "fp32"
+    # (exactly the published model), or "int8" (CPU only; ~2x faster, tags within ~0.02).
+    precision: str = "auto"
     # Torch intra-op threads; 0 keeps torch's default (one per core).
     torch_threads: int = 0
     # 3-second segments per forward pass; 0 picks by device: 2 on CPU (small batches keep
@@ -60,5 +63,7 @@ class Settings:
             raise SettingsError("TORCH_THREADS must be 0 (torch's default) or more")
         if not 0 < self.min_audio_seconds <= self.max_audio_seconds:
             raise SettingsError("need 0 < MIN_AUDIO_SECONDS <= MAX_AUDIO_SECONDS")
+        if self.precision not in ("auto", "fp32", "int8"):
+            raise SettingsError(f"PRECISION={self.precision!r}: use auto, fp32 or int8")
         if self.device != "auto" and self.device != "cpu" and not self.device.startswith("cuda"):
             raise SettingsError(f"DEVICE={self.device!r}: use auto, cpu, cuda or cuda:N")

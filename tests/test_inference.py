@@ -57,6 +57,18 @@ def test_progress_reports_every_batch_up_to_the_total(classifier):
     assert [d for d, _ in seen] == sorted(d for d, _ in seen) and len(seen) > 1
 
 
-def test_model_info_names_backbone_and_head_version(classifier):
+def test_model_info_names_backbone_head_version_and_precision(classifier):
     info = classifier.info
     assert info["name"].startswith("MSD_musicnn+") and len(info["version"]) == 12
+    assert info["precision"] == ("int8" if classifier.device.type == "cpu" else "fp32")
+
+
+def test_fp32_and_int8_agree_on_a_song(classifier, song):
+    quantised = classifier.predict(song)
+    classifier.backbone.int8 = False
+    try:
+        exact = classifier.predict(song)
+    finally:
+        classifier.backbone.int8 = classifier.precision == "int8"
+    np.testing.assert_allclose(quantised.genre_probs, exact.genre_probs, atol=0.05)
+    assert quantised.top_genres(1)[0]["genre"] == exact.top_genres(1)[0]["genre"]

@@ -69,3 +69,22 @@ def test_log_mel_matches_reference_on_full_golden_file(golden, excerpt):
     assert np.abs(ours - reference).max() < FLOAT16_STEP
     # Differences are rare float16 rounding flips, not a drift.
     assert np.mean(np.abs(ours - reference) > 1e-5) < 0.01
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_int8_front_end_stays_close_to_float32(small_fixture, name):
+    net = load_pretrained(name)
+    exact = outputs(net, small_fixture["patches"])["tags"]
+    net.int8 = True
+    quantised = outputs(net, small_fixture["patches"])["tags"]
+    assert np.abs(quantised - exact).max() < 0.03
+    assert (quantised.argmax(axis=1) == exact.argmax(axis=1)).all()
+
+
+def test_int8_result_of_a_segment_does_not_depend_on_its_batch(small_fixture):
+    net = load_pretrained("MSD_musicnn")
+    net.int8 = True
+    patches = small_fixture["patches"]
+    together = outputs(net, patches)["tags"]
+    alone = np.concatenate([outputs(net, patches[i:i + 1])["tags"] for i in range(len(patches))])
+    np.testing.assert_allclose(together, alone, atol=1e-6)

@@ -22,6 +22,7 @@ def test_values_are_read_and_typed():
     ({"BATCH_SIZE": "lots"}, "BATCH_SIZE"),
     ({"BATCH_SIZE": "-1"}, "BATCH_SIZE"),
     ({"DEVICE": "tpu"}, "DEVICE"),
+    ({"PRECISION": "fp8"}, "PRECISION"),
     ({"MIN_AUDIO_SECONDS": "0"}, "MIN_AUDIO_SECONDS"),
 ])
 def test_bad_values_are_refused_with_the_variable_name(env, message):
