@@ -80,6 +80,15 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def resolve_precision(name: str, device: torch.device) -> str:
+    """The front-end arithmetic: int8 is CPU-only and the CPU default; CUDA uses float32."""
+    if name == "auto":
+        return "fp32" if device.type == "cuda" else "int8"
+    if name == "int8" and device.type != "cpu":
+        raise SettingsError("PRECISION=int8 runs on CPU only; use fp32 (or auto) on CUDA")
+    return name
+
+
 class GenreClassifier:
     """The pretrained tagger plus the genre head, on the configured device."""
 
@@ -96,11 +105,7 @@ class GenreClassifier:
         self.version = record["version"]
         self.model_path = Path(self.settings.model_path)
         self.batch_size = self.settings.batch_size or (64 if self.device.type == "cuda" else 2)
-        self.precision = self.settings.precision
-        if self.precision == "auto":
-            self.precision = "fp32" if self.device.type == "cuda" else "int8"
-        if self.precision == "int8" and self.device.type != "cpu":
-            raise SettingsError("PRECISION=int8 runs on CPU only; use fp32 (or auto) on CUDA")
+        self.precision = resolve_precision(self.settings.precision, self.device)
         self.backbone.int8 = self.precision == "int8"
         warm_up(self.device)
         log.info("loaded %s + %s (version %s, %s) on %s in %.2f s", self.backbone_name, self.model_path.name,

@@ -24,7 +24,6 @@ from torch.nn import functional as F
 
 from shared.tf_checkpoint import read_checkpoint
 
-N_FRAMES = 187
 N_MELS = 96
 TF_BN_EPS = 1e-3
 PRETRAINED = ("MSD_musicnn", "MTT_musicnn")
@@ -82,10 +81,13 @@ class _FreqPooledConv(nn.Module):
         self.bn = nn.BatchNorm2d(filters, eps=TF_BN_EPS)
         self.time = time
 
-    def forward(self, x: torch.Tensor, int8: bool = False) -> torch.Tensor:
+    def _pad(self, x: torch.Tensor) -> torch.Tensor:
         # "same" padding in time, TF style: an even kernel gets its extra pad after.
         before = (self.time - 1) // 2
-        x = F.pad(x, (0, 0, before, self.time - 1 - before))
+        return F.pad(x, (0, 0, before, self.time - 1 - before))
+
+    def forward(self, x: torch.Tensor, int8: bool = False) -> torch.Tensor:
+        x = self._pad(x)
         sign = torch.where(self.bn.weight < 0, -1.0, 1.0)
         weight, bias = self.conv.weight * sign[:, None, None, None], self.conv.bias * sign
         if int8:
@@ -98,9 +100,7 @@ class _FreqPooledConv(nn.Module):
 
     def forward_reference(self, x: torch.Tensor) -> torch.Tensor:
         """The same block in the reference order (slower); kept to check the fast order."""
-        before = (self.time - 1) // 2
-        x = F.pad(x, (0, 0, before, self.time - 1 - before))
-        return self.bn(F.relu(self.conv(x))).amax(dim=3)
+        return self.bn(F.relu(self.conv(self._pad(x)))).amax(dim=3)
 
 
 class _MidendConv(nn.Module):
