@@ -68,8 +68,8 @@ def decode(path: str | Path, settings: Settings | None = None) -> np.ndarray:
 
     audio = np.frombuffer(done.stdout, dtype="<f4").copy()
     seconds = len(audio) / SAMPLE_RATE
+    declared = _declared_seconds(log)
     if seconds > settings.max_audio_seconds:
-        declared = _declared_seconds(log)
         length = f"{declared / 60:.0f} min" if declared else f"over {settings.max_audio_seconds / 60:.0f} min"
         raise TooLong(
             f"{path.name}: the audio is {length} long; the limit is "
@@ -77,7 +77,6 @@ def decode(path: str | Path, settings: Settings | None = None) -> np.ndarray:
         )
     if len(audio) == 0:
         raise UnsupportedAudio(f"{path.name}: no audio could be decoded")
-    declared = _declared_seconds(log)
     if declared and seconds < TRUNCATION_TOLERANCE * min(declared, settings.max_audio_seconds):
         raise UnsupportedAudio(
             f"{path.name}: the file is cut off (only {seconds:.1f} s of the "

@@ -28,7 +28,7 @@ HOP = 256
 N_MELS = 96
 PATCH_FRAMES = 187
 PATCH_SECONDS = PATCH_FRAMES * HOP / SAMPLE_RATE  # 2.992
-# Frames a stretch of samples yields with centred framing.
+# The fewest samples that give one whole patch: centred framing yields 1 + samples // HOP frames.
 _MIN_SAMPLES = (PATCH_FRAMES - 1) * HOP
 
 

@@ -15,6 +15,7 @@ is 1e-3. Every convolution is followed by ReLU and *then* batch-norm.
 """
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +23,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from shared.features import N_MELS
 from shared.tf_checkpoint import read_checkpoint
 
-N_MELS = 96
 TF_BN_EPS = 1e-3
 PRETRAINED = ("MSD_musicnn", "MTT_musicnn")
 WHEEL_INSTALL = "pip install --no-deps musicnn==0.1.0"
@@ -183,8 +184,6 @@ def weights_dir(name: str) -> Path:
     """Folder of the pretrained checkpoint ``name`` inside the installed musicnn wheel."""
     if name not in PRETRAINED:
         raise ValueError(f"unknown pretrained model {name!r}; choose one of {', '.join(PRETRAINED)}")
-    import importlib.util
-
     spec = importlib.util.find_spec("musicnn")
     if spec is None or not spec.submodule_search_locations:
         raise MusicnnWeightsMissing(
