@@ -27,3 +27,15 @@ class TooLong(AnalysisError):
 
 class TooShort(AnalysisError):
     code = "too_short"
+
+
+class DownloadFailed(AnalysisError):
+    """The link could not be fetched: network, size cap, unsupported site."""
+
+    code = "download_failed"
+
+
+class VideoUnavailable(AnalysisError):
+    """The video exists no more, is private, or is blocked for us."""
+
+    code = "video_unavailable"

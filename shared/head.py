@@ -8,11 +8,12 @@ tagger.
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from shared.model_version import model_version
 
 HEAD_FORMAT = "genre-head/1"
 _EPS = 1e-6
@@ -60,5 +61,5 @@ def load_head(path: str | Path) -> tuple[GenreHead, dict]:
     head = GenreHead(record["labels"], n_inputs=record["state_dict"]["mean"].numel())
     head.load_state_dict(record["state_dict"])
     # The version names the exact weights, so stored results can be tied to them.
-    record["version"] = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    record["version"] = model_version(path)
     return head.eval(), record

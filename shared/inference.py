@@ -123,6 +123,8 @@ class GenreClassifier:
         segments = segment(audio, self.device)
         total = len(segments.patches)
         genre_parts, tag_parts = [], []
+        if progress:
+            progress(0, total)
         for first in range(0, total, self.batch_size):
             tags = self.backbone(segments.patches[first:first + self.batch_size])
             genre_parts.append(F.softmax(self.head(tags), dim=1).cpu())

@@ -36,6 +36,40 @@ class Settings:
     ffmpeg_bin: str = "ffmpeg"
     decode_timeout_s: float = 120.0
 
+    # --- The service (API, workers, job store) ---
+    # Redis: queue broker and job store. `make up` starts a local server when none answers.
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # The API's port in the embedded default (`make up`).
+    port: int = 8000
+    # Uploads are stored here under server-made names; the API and every worker must see it.
+    storage_dir: Path = Path("var/uploads")
+    # Workers download into per-job folders here, removed when the job ends.
+    work_dir: Path = Path("var/work")
+    # Largest upload accepted, in MB (larger: 413).
+    max_upload_mb: float = 50.0
+    # How long job records, search results and cached results live in Redis, in seconds.
+    job_ttl_s: int = 86400
+    # Comma-separated hosts a submitted URL may point at (exact names; anything else: 422).
+    allowed_url_hosts: str = "youtube.com,www.youtube.com,m.youtube.com,music.youtube.com,youtu.be"
+    # Comma-separated yt-dlp extractor names (regular expressions) workers may use for a URL.
+    allowed_extractors: str = "youtube"
+    # Largest download, in MB; yt-dlp skips bigger files and the job fails with download_failed.
+    max_download_mb: float = 100.0
+    # Network timeout for one download or search request, in seconds.
+    download_timeout_s: float = 30.0
+    # A job past the soft limit fails cleanly; past the hard limit its process is replaced.
+    task_soft_time_limit_s: int = 240
+    task_time_limit_s: int = 300
+    # A job taken by a worker that vanished is handed to another after this many seconds.
+    # Must exceed the hard limit, or a slow job would run twice.
+    visibility_timeout_s: int = 360
+    # Job and search submissions per client address per minute (429 beyond); 0 turns it off.
+    rate_limit_per_minute: int = 60
+    # Reverse proxies in front of the API whose X-Forwarded-For is trusted (0: none, 1: one nginx).
+    proxy_hops: int = 0
+    # Seconds a client is told to wait between polls (the Retry-After header).
+    poll_interval_s: int = 1
+
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
         """Settings from upper-cased environment variables (``DEVICE``, ``BATCH_SIZE``, ...)."""
@@ -67,3 +101,23 @@ class Settings:
             raise SettingsError(f"PRECISION={self.precision!r}: use auto, fp32 or int8")
         if self.device != "auto" and self.device != "cpu" and not self.device.startswith("cuda"):
             raise SettingsError(f"DEVICE={self.device!r}: use auto, cpu, cuda or cuda:N")
+        if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise SettingsError(f"REDIS_URL={self.redis_url!r}: use redis://host:port/db")
+        if self.max_upload_mb <= 0 or self.max_download_mb <= 0:
+            raise SettingsError("MAX_UPLOAD_MB and MAX_DOWNLOAD_MB must be positive")
+        if self.job_ttl_s <= 0:
+            raise SettingsError("JOB_TTL_S must be positive")
+        if not 0 < self.task_soft_time_limit_s < self.task_time_limit_s < self.visibility_timeout_s:
+            raise SettingsError(
+                "need 0 < TASK_SOFT_TIME_LIMIT_S < TASK_TIME_LIMIT_S < VISIBILITY_TIMEOUT_S, "
+                "so a job is never handed to a second worker while the first may still run it")
+        if self.rate_limit_per_minute < 0:
+            raise SettingsError("RATE_LIMIT_PER_MINUTE must be 0 (off) or more")
+
+    @property
+    def url_hosts(self) -> frozenset[str]:
+        return frozenset(h.strip().lower() for h in self.allowed_url_hosts.split(",") if h.strip())
+
+    @property
+    def extractors(self) -> list[str]:
+        return [e.strip() for e in self.allowed_extractors.split(",") if e.strip()]

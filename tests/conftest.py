@@ -7,6 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# The service stack's fixtures (redis-server, worker, app): tests/support/stack.py.
+pytest_plugins = ["stack"]
+
 REPO = Path(__file__).resolve().parents[1]
 SMALL_FIXTURE = REPO / "tests" / "fixtures" / "musicnn_parity_small.npz"
 GOLDEN = REPO.parent / "shared" / "fixtures" / "musicnn_golden.npz"

@@ -49,11 +49,11 @@ def test_batches_do_not_change_the_result(classifier, song):
     np.testing.assert_allclose(one.genre_probs, single.genre_probs, atol=1e-5)
 
 
-def test_progress_reports_every_batch_up_to_the_total(classifier):
+def test_progress_starts_at_zero_and_reports_every_batch_up_to_the_total(classifier):
     song = np.random.default_rng(1).standard_normal(30 * SAMPLE_RATE).astype(np.float32) * 0.1
     seen = []
     classifier.predict(song, progress=lambda done, total: seen.append((done, total)))
-    assert seen[-1] == (10, 10)
+    assert seen[0] == (0, 10) and seen[-1] == (10, 10)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen) and len(seen) > 1
 
 

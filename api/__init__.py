@@ -1,0 +1,32 @@
+"""The HTTP API: ``create_app()`` is the app factory gunicorn and the tests use.
+
+A request's path: ``api/jobs.py`` (or ``searches.py``) validates it, writes a record
+through ``shared/jobs.py`` and sends a task by name; ``worker/`` does the rest.
+"""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from shared.settings import Settings
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    app = Flask(__name__, static_folder=None)
+    app.config["SETTINGS"] = settings
+    # Flask answers a larger request body with 413 before any of our code reads it.
+    app.config["MAX_CONTENT_LENGTH"] = int(settings.max_upload_mb * 1_000_000) + 64 * 1024
+    app.json.sort_keys = False
+    if settings.proxy_hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    from api import errors, frontend, health, jobs, openapi, searches
+
+    errors.register(app)
+    for module in (jobs, searches, health, openapi, frontend):
+        app.register_blueprint(module.bp)
+    return app

@@ -1,0 +1,143 @@
+"""POST /api/v1/jobs (an upload or a link) and GET /api/v1/jobs/{id}."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import time
+import uuid
+from pathlib import Path
+
+from flask import Blueprint, jsonify, request, url_for
+from werkzeug.datastructures import FileStorage
+
+from api.context import client_address, get_celery, get_model_version, get_redis, get_settings
+from api.errors import ApiError
+from api.links import LinkRefused, check_link
+from api.sniff import audio_kind
+from shared import jobs
+from shared.queue import ANALYZE
+
+log = logging.getLogger(__name__)
+bp = Blueprint("jobs", __name__, url_prefix="/api/v1/jobs")
+
+_PUBLIC = ("id", "status", "stage", "progress", "source", "cached", "created_at", "updated_at",
+           "result", "error")
+
+
+def public_view(record: dict) -> dict:
+    return {k: record[k] for k in _PUBLIC if k in record}
+
+
+def check_rate_limit() -> None:
+    settings = get_settings()
+    if not jobs.allow_request(get_redis(), settings, client_address()):
+        wait = 60 - int(time.time()) % 60
+        raise ApiError(429, "rate_limited",
+                       f"Too many requests: at most {settings.rate_limit_per_minute} a minute. "
+                       f"Try again in {wait} s.", {"Retry-After": str(wait)})
+
+
+def accepted(record: dict, endpoint: str):
+    response = jsonify(public_view(record) if record["kind"] == "job" else record)
+    response.status_code = 202
+    response.headers["Location"] = url_for(endpoint, record_id=record["id"])
+    response.headers["Retry-After"] = str(get_settings().poll_interval_s)
+    return response
+
+
+@bp.post("")
+def submit():
+    check_rate_limit()
+    if "file" in request.files:
+        return _submit_upload(request.files["file"])
+    body = request.get_json(silent=True)
+    if isinstance(body, dict) and "url" in body:
+        return _submit_link(body["url"])
+    raise ApiError(400, "bad_request",
+                   "Send an audio file as multipart field 'file', or JSON {\"url\": \"https://...\"}.")
+
+
+def _submit_upload(upload: FileStorage):
+    settings = get_settings()
+    kind = audio_kind(upload.stream.read(64))
+    upload.stream.seek(0)
+    if kind is None:
+        raise ApiError(415, "unsupported_media_type",
+                       "That file is not audio we can read (MP3, WAV, FLAC, OGG, Opus, M4A, WebM, AIFF...).")
+    stored, digest = _store(upload, settings.storage_dir, kind)
+    title = _clean_title(upload.filename) or "upload"
+    return _create_job({"kind": "upload", "title": title, "duration_s": None},
+                       {"upload": stored.name}, f"sha256:{digest}", stored)
+
+
+def _submit_link(url: object):
+    try:
+        link = check_link(url, get_settings())
+    except LinkRefused as refusal:
+        raise ApiError(422, "url_not_allowed", str(refusal)) from None
+    kind = "youtube" if (link.content_key or "").startswith("youtube:") else "url"
+    return _create_job({"kind": kind, "title": None, "duration_s": None, "url": link.url},
+                       {"url": link.url}, link.content_key, None)
+
+
+def _create_job(source: dict, work: dict, content_key: str | None, stored: Path | None):
+    r, settings = get_redis(), get_settings()
+    version = get_model_version()
+    cached = jobs.cached_result(r, version, content_key)
+    if cached is not None:
+        if stored:
+            stored.unlink(missing_ok=True)
+        source = {**source, "title": source["title"] or cached["source"].get("title"),
+                  "duration_s": cached["source"].get("duration_s")}
+        record = jobs.create(r, settings, "job", source=source, cached=True,
+                             progress={"done": 0, "total": 0})
+        jobs.succeed(r, settings, "job", record["id"], result=cached["result"],
+                     progress={"done": cached["progress_total"], "total": cached["progress_total"]})
+        log.info("job %s answered from the cache (%s)", record["id"], content_key)
+        return accepted(jobs.get(r, "job", record["id"]), "jobs.status")
+    record = jobs.create(r, settings, "job", source=source, cached=False, progress={"done": 0, "total": 0},
+                         request={**work, "content_key": content_key, "model_version": version})
+    try:
+        get_celery().send_task(ANALYZE, args=[record["id"]], task_id=record["id"])
+    except Exception:
+        jobs.fail(r, settings, "job", record["id"], "internal", "The job could not be queued.")
+        if stored:
+            stored.unlink(missing_ok=True)
+        raise
+    log.info("job %s queued: %s", record["id"], source["kind"])
+    return accepted(record, "jobs.status")
+
+
+def _store(upload: FileStorage, directory: Path, kind: str) -> tuple[Path, str]:
+    """Copy the upload under a server-made name, hashing it on the way."""
+    directory.mkdir(parents=True, exist_ok=True)
+    name = f"{uuid.uuid4().hex}.{kind}"
+    partial, final = directory / f".{name}.part", directory / name
+    digest = hashlib.sha256()
+    try:
+        with open(partial, "wb") as out:
+            while chunk := upload.stream.read(1 << 20):
+                digest.update(chunk)
+                out.write(chunk)
+        partial.rename(final)
+    finally:
+        partial.unlink(missing_ok=True)
+    return final, digest.hexdigest()
+
+
+def _clean_title(filename: str | None) -> str:
+    stem = Path(filename or "").stem
+    return re.sub(r"[\x00-\x1f\x7f]", "", stem)[:200]
+
+
+@bp.get("/<record_id>")
+def status(record_id: str):
+    record = jobs.get(get_redis(), "job", record_id)
+    if record is None:
+        hours = get_settings().job_ttl_s / 3600
+        raise ApiError(404, "not_found", f"No job {record_id!r}. Jobs are kept for {hours:g} h after they start.")
+    response = jsonify(public_view(record))
+    if record["status"] in ("queued", "running"):
+        response.headers["Retry-After"] = str(get_settings().poll_interval_s)
+    return response

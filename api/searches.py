@@ -1,0 +1,46 @@
+"""POST /api/v1/searches and GET /api/v1/searches/{id}: YouTube searches run on a worker."""
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+
+from api.context import get_celery, get_redis, get_settings
+from api.errors import ApiError
+from api.jobs import accepted, check_rate_limit
+from shared import jobs
+from shared.queue import SEARCH
+
+bp = Blueprint("searches", __name__, url_prefix="/api/v1/searches")
+
+MAX_RESULTS = 10
+_PUBLIC = ("id", "status", "query", "limit", "created_at", "updated_at", "candidates", "error")
+
+
+@bp.post("")
+def submit():
+    check_rate_limit()
+    body = request.get_json(silent=True)
+    query = body.get("q") if isinstance(body, dict) else None
+    if not isinstance(query, str) or not query.strip() or len(query) > 200:
+        raise ApiError(400, "bad_request", 'Send JSON {"q": "words to search for", "limit": 5}; q is 1 to 200 characters.')
+    limit = body.get("limit", 5)
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_RESULTS:
+        raise ApiError(400, "bad_request", f"limit must be a whole number from 1 to {MAX_RESULTS}.")
+    r, settings = get_redis(), get_settings()
+    record = jobs.create(r, settings, "search", query=query.strip(), limit=limit)
+    try:
+        get_celery().send_task(SEARCH, args=[record["id"]], task_id=record["id"])
+    except Exception:
+        jobs.fail(r, settings, "search", record["id"], "internal", "The search could not be queued.")
+        raise
+    return accepted({k: record[k] for k in _PUBLIC if k in record} | {"kind": "search"}, "searches.status")
+
+
+@bp.get("/<record_id>")
+def status(record_id: str):
+    record = jobs.get(get_redis(), "search", record_id)
+    if record is None:
+        raise ApiError(404, "not_found", f"No search {record_id!r}; searches are kept for a day.")
+    response = jsonify({k: record[k] for k in _PUBLIC if k in record})
+    if record["status"] in ("queued", "running"):
+        response.headers["Retry-After"] = str(get_settings().poll_interval_s)
+    return response

@@ -1,0 +1,153 @@
+"""The job store: one Redis hash per job or search, plus a result cache keyed by content.
+
+Both the API and the workers go through these functions; nothing else touches the
+keys. Every record expires after ``JOB_TTL_S``. A finished record is never finished
+a second time, so a job redelivered after a worker vanished cannot be reported twice.
+"""
+from __future__ import annotations
+
+import json
+import socket
+import time
+import uuid
+from functools import lru_cache
+
+import redis
+
+from shared.settings import Settings
+
+STATUSES = ("queued", "running", "succeeded", "failed")
+STAGES = ("queued", "downloading", "decoding", "analyzing", "done")
+# Sets fields only while the record exists and is unfinished, in one step, so a late
+# progress report can never overwrite a finished record.
+_UPDATE_UNFINISHED = """
+if redis.call('exists', KEYS[1]) == 1 and redis.call('hexists', KEYS[1], 'finished_at') == 0 then
+  redis.call('hset', KEYS[1], unpack(ARGV))
+  return 1
+end
+return 0
+"""
+
+
+@lru_cache(maxsize=4)
+def _client(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=2,
+                                socket_timeout=5, health_check_interval=30)
+
+
+def get_redis(settings: Settings) -> redis.Redis:
+    """One connection pool per Redis URL per process."""
+    return _client(settings.redis_url)
+
+
+def _key(kind: str, record_id: str) -> str:
+    return f"genre:{kind}:{record_id}"
+
+
+def _now() -> float:
+    return round(time.time(), 3)
+
+
+def _encode(fields: dict) -> dict:
+    return {k: json.dumps(v) for k, v in fields.items()}
+
+
+def _decode(raw: dict) -> dict:
+    return {k: json.loads(v) for k, v in raw.items()}
+
+
+def create(r: redis.Redis, settings: Settings, kind: str, **fields) -> dict:
+    """A new queued record of ``kind`` ("job" or "search") with a fresh id."""
+    record = {"id": uuid.uuid4().hex, "kind": kind, "status": "queued", "stage": "queued",
+              "created_at": _now(), "updated_at": _now(), **fields}
+    key = _key(kind, record["id"])
+    with r.pipeline() as pipe:
+        pipe.hset(key, mapping=_encode(record))
+        pipe.expire(key, settings.job_ttl_s)
+        pipe.execute()
+    return record
+
+
+def get(r: redis.Redis, kind: str, record_id: str) -> dict | None:
+    """The record, or None for an unknown or expired id."""
+    if not record_id.isalnum() or len(record_id) > 64:
+        return None
+    raw = r.hgetall(_key(kind, record_id))
+    return _decode(raw) if raw else None
+
+
+def update(r: redis.Redis, kind: str, record_id: str, **fields) -> None:
+    """Change fields of a record still in progress; a finished or expired one is left alone."""
+    flat = [part for item in _encode({**fields, "updated_at": _now()}).items() for part in item]
+    r.eval(_UPDATE_UNFINISHED, 1, _key(kind, record_id), *flat)
+
+
+def finish(r: redis.Redis, settings: Settings, kind: str, record_id: str, **fields) -> bool:
+    """Mark a record succeeded or failed, once: False when it was already finished."""
+    key = _key(kind, record_id)
+    if not r.exists(key) or not r.hsetnx(key, "finished_at", json.dumps(_now())):
+        return False
+    with r.pipeline() as pipe:
+        pipe.hset(key, mapping=_encode({**fields, "stage": "done", "updated_at": _now()}))
+        pipe.expire(key, settings.job_ttl_s)
+        pipe.execute()
+    return True
+
+
+def succeed(r: redis.Redis, settings: Settings, kind: str, record_id: str, **fields) -> bool:
+    return finish(r, settings, kind, record_id, status="succeeded", **fields)
+
+
+def fail(r: redis.Redis, settings: Settings, kind: str, record_id: str, code: str, message: str) -> bool:
+    return finish(r, settings, kind, record_id, status="failed", error={"code": code, "message": message})
+
+
+# --- Result cache: the same content analysed by the same model version is answered once.
+
+def _cache_key(model_version: str, content_key: str) -> str:
+    return f"genre:cache:{model_version}:{content_key}"
+
+
+def cached_result(r: redis.Redis, model_version: str, content_key: str | None) -> dict | None:
+    if not content_key:
+        return None
+    raw = r.get(_cache_key(model_version, content_key))
+    return json.loads(raw) if raw else None
+
+
+def remember_result(r: redis.Redis, settings: Settings, model_version: str, content_key: str | None,
+                    result: dict) -> None:
+    if content_key:
+        r.set(_cache_key(model_version, content_key), json.dumps(result), ex=settings.job_ttl_s)
+
+
+# --- Rate limiting and worker liveness.
+
+def allow_request(r: redis.Redis, settings: Settings, client: str) -> bool:
+    """Fixed one-minute window per client address; True while under the limit."""
+    if not settings.rate_limit_per_minute:
+        return True
+    key = f"genre:rate:{client}:{int(time.time() // 60)}"
+    with r.pipeline() as pipe:
+        pipe.incr(key)
+        pipe.expire(key, 120)
+        count, _ = pipe.execute()
+    return count <= settings.rate_limit_per_minute
+
+
+HEARTBEAT_S = 5
+
+
+def beat(r: redis.Redis, worker: str, info: dict) -> None:
+    """A worker says it is alive; the mark lapses three heartbeats after it stops."""
+    r.set(f"genre:worker:{worker}", json.dumps({**info, "host": socket.gethostname(), "at": _now()}),
+          ex=3 * HEARTBEAT_S)
+
+
+def forget_worker(r: redis.Redis, worker: str) -> None:
+    r.delete(f"genre:worker:{worker}")
+
+
+def live_workers(r: redis.Redis) -> list[dict]:
+    keys = list(r.scan_iter("genre:worker:*", count=100))
+    return [json.loads(v) for v in r.mget(keys) if v] if keys else []

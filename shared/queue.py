@@ -1,0 +1,36 @@
+"""The Celery app both sides share: the API sends tasks by name, workers run them.
+
+The API builds this app too, but never imports the worker's code (and so never torch).
+"""
+from __future__ import annotations
+
+from celery import Celery
+
+from shared.settings import Settings
+
+ANALYZE = "genre.analyze"
+SEARCH = "genre.search"
+QUEUE = "genre"
+
+
+def make_celery(settings: Settings) -> Celery:
+    app = Celery("genre", broker=settings.redis_url, set_as_current=False)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        # Results and progress live in the job store (shared/jobs.py), not in Celery's backend.
+        task_ignore_result=True,
+        task_default_queue=QUEUE,
+        # A job is acknowledged only once it has finished, and a worker takes one job at a
+        # time, so a worker that dies mid-job hands its job back instead of losing it.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_soft_time_limit=settings.task_soft_time_limit_s,
+        task_time_limit=settings.task_time_limit_s,
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+        broker_connection_retry_on_startup=True,
+        worker_send_task_events=False,
+    )
+    return app

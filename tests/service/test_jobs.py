@@ -1,0 +1,126 @@
+"""Jobs through the real stack: API → Redis → Celery worker (real ffmpeg, real model) → API."""
+from __future__ import annotations
+
+import io
+
+import pytest
+from stack import finished, wait_for
+
+from conftest import make_audio
+from shared import jobs
+
+SEGMENT_KEYS = {"start", "end", "top5"}
+
+
+def submit_file(client, path, name=None):
+    with open(path, "rb") as f:
+        return client.post("/api/v1/jobs", data={"file": (f, name or path.name)},
+                           content_type="multipart/form-data")
+
+
+def test_upload_is_accepted_with_location_and_retry_after(client, audio_file):
+    response = submit_file(client, audio_file(5.0))
+    assert response.status_code == 202
+    body = response.get_json()
+    assert response.headers["Location"] == f"/api/v1/jobs/{body['id']}"
+    assert int(response.headers["Retry-After"]) >= 1
+    assert body["status"] == "queued" and body["stage"] == "queued" and body["cached"] is False
+    finished(client, response.headers["Location"])
+
+
+def test_upload_ends_succeeded_with_the_full_result(client, audio_file):
+    response = submit_file(client, audio_file(20.0), "My Song.mp3")
+    job = finished(client, response.headers["Location"])
+    assert job["status"] == "succeeded" and job["stage"] == "done" and "error" not in job
+    result = job["result"]
+    assert set(result) == {"model", "duration_s", "segment_seconds", "top5", "tags", "segments", "waveform"}
+    assert set(result["model"]) == {"name", "version", "precision"}
+    assert result["duration_s"] == pytest.approx(20.0, abs=0.1)
+    assert [g["p"] for g in result["top5"]] == sorted((g["p"] for g in result["top5"]), reverse=True)
+    assert len(result["top5"]) == 5 and len(result["tags"]) == 10
+    # 20 s: six whole segments plus a tail longer than half a segment, aligned to the end.
+    assert len(result["segments"]) == 7
+    assert all(set(s) == SEGMENT_KEYS and len(s["top5"]) == 5 for s in result["segments"])
+    assert result["segments"][-1]["end"] == pytest.approx(20.0, abs=0.1)
+    assert len(result["waveform"]["peaks"]) == 1000 and max(result["waveform"]["peaks"]) <= 1.0
+    assert job["progress"] == {"done": 7, "total": 7}
+    assert job["source"] == {"kind": "upload", "title": "My Song", "duration_s": pytest.approx(20.0, abs=0.1)}
+
+
+def test_result_matches_the_engine_run_directly_on_the_same_file(client, audio_file, classifier):
+    path = audio_file(12.0)
+    job = finished(client, submit_file(client, path).headers["Location"])
+    direct = classifier.predict_file(path).to_dict()
+    assert job["result"]["top5"] == direct["top5"]
+    assert job["result"]["segments"] == direct["segments"]
+
+
+def test_progress_is_reported_while_segments_are_analysed(client, tmp_path):
+    path = make_audio(tmp_path / "long.mp3", 240.0)
+    location = submit_file(client, path).headers["Location"]
+    seen = set()
+
+    def done():
+        job = client.get(location).get_json()
+        seen.add((job["stage"], job["progress"]["done"], job["progress"]["total"]))
+        return job["status"] in ("succeeded", "failed")
+
+    wait_for(done, 120, "the long job", interval=0.02)
+    partial = [(stage, d, t) for stage, d, t in seen if stage == "analyzing" and 0 < d < t]
+    assert partial, f"no progress between 0 and the total was seen: {sorted(seen)}"
+    assert all(t == 80 for _, _, t in partial)  # 240 s: 80 whole segments, no tail
+
+
+def test_corrupt_mp3_fails_as_unsupported_audio(client, tmp_path):
+    path = tmp_path / "corrupt.mp3"
+    path.write_bytes(b"ID3\x04\x00\x00\x00\x00\x00\x00" + bytes(range(256)) * 400)
+    job = finished(client, submit_file(client, path).headers["Location"])
+    assert job["status"] == "failed" and job["error"]["code"] == "unsupported_audio"
+    assert job["error"]["message"] and "result" not in job
+
+
+def test_truncated_mp3_fails_as_unsupported_audio(client, tmp_path):
+    whole = make_audio(tmp_path / "whole.mp3", 30.0).read_bytes()
+    path = tmp_path / "truncated.mp3"
+    path.write_bytes(whole[: len(whole) // 3])
+    job = finished(client, submit_file(client, path).headers["Location"])
+    assert job["status"] == "failed" and job["error"]["code"] == "unsupported_audio"
+    assert "cut off" in job["error"]["message"].lower() or "truncat" in job["error"]["message"].lower()
+
+
+def test_upload_that_is_not_audio_is_refused_with_415(client, settings):
+    before = set(settings.storage_dir.glob("*")) if settings.storage_dir.exists() else set()
+    response = client.post("/api/v1/jobs", data={"file": (io.BytesIO(b"%PDF-1.7\n" + b"x" * 1000), "song.mp3")},
+                           content_type="multipart/form-data")
+    assert response.status_code == 415
+    assert response.get_json()["error"]["code"] == "unsupported_media_type"
+    assert (set(settings.storage_dir.glob("*")) if settings.storage_dir.exists() else set()) == before
+
+
+def test_request_without_file_or_url_is_refused_with_400(client):
+    response = client.post("/api/v1/jobs", json={"link": "x"})
+    assert response.status_code == 400 and response.get_json()["error"]["code"] == "bad_request"
+
+
+def test_unknown_job_is_404_with_a_json_error(client):
+    response = client.get("/api/v1/jobs/0123456789abcdef0123456789abcdef")
+    assert response.status_code == 404
+    assert response.get_json()["error"]["code"] == "not_found"
+
+
+def test_second_upload_of_the_same_content_is_answered_from_the_cache(client, audio_file, store):
+    path = audio_file(9.0)
+    first = finished(client, submit_file(client, path).headers["Location"])
+    response = submit_file(client, path, "again.mp3")
+    second = response.get_json()
+    # Answered at once: born succeeded, never queued for a worker.
+    assert response.status_code == 202 and second["status"] == "succeeded" and second["cached"] is True
+    assert second["result"] == first["result"] and first["cached"] is False
+    assert second["source"]["title"] == "again"
+    assert "request" not in jobs.get(store, "job", second["id"])
+
+
+def test_job_record_expires_after_the_ttl(client, audio_file, store, settings):
+    job_id = submit_file(client, audio_file(3.0)).get_json()["id"]
+    assert 0 < store.ttl(f"genre:job:{job_id}") <= settings.job_ttl_s
+    finished(client, f"/api/v1/jobs/{job_id}")

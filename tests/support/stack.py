@@ -1,0 +1,145 @@
+"""Fixtures and helpers for the real stack in service tests: a redis-server on a free port, a real Celery worker
+process, and the Flask app. Only YouTube's network is replaced (tests/support)."""
+from __future__ import annotations
+
+import http.server
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from functools import partial
+from pathlib import Path
+
+import pytest
+import redis
+
+from shared import jobs
+from shared.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "tests" / "artifacts"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(check, timeout: float, what: str, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def start_redis(directory: Path) -> tuple[subprocess.Popen, str]:
+    if not shutil.which("redis-server"):
+        pytest.fail("redis-server is not installed; `make install` installs it")
+    port = free_port()
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(directory)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    client = redis.Redis(port=port)
+
+    def answers():
+        try:
+            return client.ping()
+        except redis.ConnectionError:
+            return False
+
+    wait_for(answers, 10, "redis-server")
+    return proc, f"redis://127.0.0.1:{port}/0"
+
+
+def start_worker(env: dict, name: str, log: Path) -> subprocess.Popen:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return subprocess.Popen(
+        [sys.executable, str(REPO / "tests" / "support" / "replay_worker.py"), "--loglevel=INFO",
+         "--concurrency=1", "-n", name, "--without-gossip", "--without-mingle"],
+        env={**os.environ, **env}, cwd=REPO, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    proc, url = start_redis(tmp_path_factory.mktemp("redis"))
+    yield url
+    stop(proc)
+
+
+@pytest.fixture(scope="session")
+def service_env(redis_url, tmp_path_factory) -> dict:
+    base = tmp_path_factory.mktemp("service")
+    return {
+        "REDIS_URL": redis_url,
+        "STORAGE_DIR": str(base / "uploads"),
+        "WORK_DIR": str(base / "work"),
+        # The local audio server is allowed only here, in the tests' settings.
+        "ALLOWED_URL_HOSTS": Settings().allowed_url_hosts + ",127.0.0.1",
+        "ALLOWED_EXTRACTORS": "youtube,generic",
+        "RATE_LIMIT_PER_MINUTE": "0",
+    }
+
+
+@pytest.fixture(scope="session")
+def settings(service_env) -> Settings:
+    return Settings.from_env(service_env)
+
+
+@pytest.fixture(scope="session")
+def store(settings):
+    return jobs.get_redis(settings)
+
+
+@pytest.fixture(scope="session")
+def worker(service_env, store):
+    proc = start_worker(service_env, "test-1@%h", ARTIFACTS / "worker-1.log")
+    wait_for(lambda: proc.poll() is not None or jobs.live_workers(store), 60, "the worker's heartbeat")
+    assert proc.poll() is None, f"the worker exited; see {ARTIFACTS / 'worker-1.log'}"
+    yield proc
+    stop(proc)
+
+
+@pytest.fixture
+def client(settings, worker):
+    from api import create_app
+
+    return create_app(settings).test_client()
+
+
+def finished(client, location: str, timeout: float = 90) -> dict:
+    """Poll a job or search until it ends; the final body."""
+    def done():
+        body = client.get(location).get_json()
+        return body if body["status"] in ("succeeded", "failed") else None
+    return wait_for(done, timeout, location, interval=0.05)
+
+
+@pytest.fixture(scope="session")
+def audio_server(tmp_path_factory):
+    """A plain HTTP server on 127.0.0.1 serving files from a folder (the stand-in for a video site)."""
+    root = tmp_path_factory.mktemp("served")
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = partial(Quiet, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()

@@ -1,0 +1,108 @@
+"""Fetching a link's best audio with yt-dlp, inside the caps the settings give.
+
+Only the extractors in ALLOWED_EXTRACTORS run (YouTube's by default), playlists are
+never expanded, and size, duration and network time are capped. The API has already
+checked the host; yt-dlp's own extractor list is the second fence.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import yt_dlp
+from yt_dlp.utils import DownloadError
+
+from shared.errors import AnalysisError, DownloadFailed, TooLong, VideoUnavailable
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_UNAVAILABLE = ("video unavailable", "private video", "has been removed", "not available",
+                "members-only", "sign in to confirm your age", "account associated with this video has been terminated",
+                "this live event will begin", "http error 404", "http error 410")
+
+
+@dataclass
+class Downloaded:
+    path: Path
+    title: str | None
+    duration_s: float | None
+    content_key: str  # names the content for the result cache
+
+
+class _Log:
+    """yt-dlp's messages go to our log, not to stdout."""
+
+    def debug(self, msg: str) -> None:
+        log.debug(msg)
+
+    info = debug
+
+    def warning(self, msg: str) -> None:
+        log.warning(msg)
+
+    def error(self, msg: str) -> None:
+        log.info("yt-dlp: %s", msg)
+
+
+def base_options(settings: Settings) -> dict:
+    return {
+        "quiet": True, "no_warnings": True, "noprogress": True, "logger": _Log(),
+        "noplaylist": True, "socket_timeout": settings.download_timeout_s, "retries": 2,
+        "cachedir": False,
+        # YouTube's players need a JavaScript runtime; use whichever the host has.
+        "js_runtimes": {"deno": {}, "node": {}},
+    }
+
+
+def content_key(info: dict) -> str:
+    if info.get("extractor_key") == "Youtube" and info.get("id"):
+        return f"youtube:{info['id']}"
+    url = info.get("webpage_url") or info.get("original_url") or ""
+    return "url:" + hashlib.sha256(url.encode()).hexdigest()[:32]
+
+
+def _refusal(error: DownloadError) -> AnalysisError:
+    text = str(error).removeprefix("ERROR: ")
+    if any(marker in text.lower() for marker in _UNAVAILABLE):
+        return VideoUnavailable(f"The video is unavailable: {text}")
+    return DownloadFailed(f"Could not download the audio: {text}")
+
+
+def download(url: str, dest: Path, settings: Settings,
+             before_download: Callable[[dict], None] | None = None) -> Downloaded:
+    """Best audio of ``url`` into ``dest``; ``before_download(info)`` may stop it by raising."""
+    options = {
+        **base_options(settings),
+        "allowed_extractors": settings.extractors,
+        "format": "bestaudio/best",
+        "outtmpl": {"default": "audio.%(ext)s"},
+        "max_filesize": int(settings.max_download_mb * 1_000_000),
+        "paths": {"home": str(dest), "temp": str(dest)},
+        "overwrites": True, "writethumbnail": False, "postprocessors": [],
+    }
+    try:
+        with yt_dlp.YoutubeDL(options) as ydl:
+            info = ydl.extract_info(url, download=False)
+            if info is None or info.get("_type") in ("playlist", "multi_video"):
+                raise DownloadFailed("That link is a playlist; submit a single video.")
+            if info.get("is_live"):
+                raise DownloadFailed("Live streams cannot be analysed; try again once the stream has ended.")
+            duration = info.get("duration")
+            if duration and duration > settings.max_audio_seconds:
+                raise TooLong(f"The video lasts {duration / 60:.0f} min; the limit is "
+                              f"{settings.max_audio_seconds / 60:.0f} min.")
+            if before_download:
+                before_download(info)
+            info = ydl.process_ie_result(info, download=True)
+    except DownloadError as error:
+        raise _refusal(error) from None
+    files = [Path(d["filepath"]) for d in info.get("requested_downloads", []) if d.get("filepath")]
+    files = [f for f in files if f.is_file()]
+    if not files:
+        # yt-dlp skips a file over max_filesize without raising.
+        raise DownloadFailed(f"The audio is larger than the {settings.max_download_mb:g} MB download limit.")
+    return Downloaded(files[0], info.get("title"), duration, content_key(info))

@@ -1,0 +1,120 @@
+"""One job, start to end: fetch → decode → segments → inference → result → job store.
+
+Every outcome ends in the job store (succeeded, or failed with a code the user can act
+on) and leaves no file behind: neither the job's work folder nor its stored upload.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+from celery.exceptions import SoftTimeLimitExceeded
+
+from shared import jobs
+from shared.audio import SAMPLE_RATE, decode
+from shared.errors import AnalysisError
+from shared.inference import GenreClassifier
+from shared.result import build_result
+from shared.settings import Settings
+from worker.download import content_key as content_key_of
+from worker.download import download
+
+log = logging.getLogger(__name__)
+
+
+class _AlreadyAnalysed(Exception):
+    """Raised before a download when the content's result is already cached."""
+
+    def __init__(self, cached: dict):
+        self.cached = cached
+
+
+def run(job_id: str, settings: Settings, classifier: GenreClassifier, worker: str = "") -> None:
+    r = jobs.get_redis(settings)
+    job = jobs.get(r, "job", job_id)
+    if job is None:
+        log.warning("job %s: no record (expired?); nothing to do", job_id)
+        return
+    if job["status"] in ("succeeded", "failed"):
+        # A redelivered message for a job another worker finished.
+        log.info("job %s: already %s; not run again", job_id, job["status"])
+        return
+    work = settings.work_dir / job_id
+    jobs.update(r, "job", job_id, status="running", worker=worker)
+    try:
+        _analyse(r, job, work, settings, classifier)
+    except _AlreadyAnalysed as hit:
+        _succeed_from_cache(r, settings, job, hit.cached)
+    except AnalysisError as error:
+        log.info("job %s failed: %s (%s)", job_id, error.code, error.message)
+        jobs.fail(r, settings, "job", job_id, error.code, error.message)
+    except SoftTimeLimitExceeded:
+        log.warning("job %s: over the %d s time limit", job_id, settings.task_soft_time_limit_s)
+        jobs.fail(r, settings, "job", job_id, "internal",
+                  f"The analysis took longer than {settings.task_soft_time_limit_s} s and was stopped.")
+    except Exception:
+        log.exception("job %s: unexpected error", job_id)
+        jobs.fail(r, settings, "job", job_id, "internal", f"Something went wrong on our side (job {job_id}).")
+    finally:
+        clean_up(job, settings)
+
+
+def clean_up(job: dict, settings: Settings) -> None:
+    """Remove the job's work folder and its stored upload, whatever happened."""
+    shutil.rmtree(settings.work_dir / job["id"], ignore_errors=True)
+    upload = job.get("request", {}).get("upload")
+    if upload:
+        (settings.storage_dir / Path(upload).name).unlink(missing_ok=True)
+
+
+def _analyse(r, job: dict, work: Path, settings: Settings, classifier: GenreClassifier) -> None:
+    job_id, request, source = job["id"], job["request"], job["source"]
+    if request.get("upload"):
+        path, content_key = settings.storage_dir / Path(request["upload"]).name, request["content_key"]
+    else:
+        jobs.update(r, "job", job_id, status="running", stage="downloading")
+        work.mkdir(parents=True, exist_ok=True)
+
+        def stop_if_cached(info: dict) -> None:
+            cached = jobs.cached_result(r, classifier.version, content_key_of(info))
+            if cached is not None:
+                raise _AlreadyAnalysed(cached)
+
+        fetched = download(request["url"], work, settings, before_download=stop_if_cached)
+        path, content_key = fetched.path, fetched.content_key
+        source = {**source, "title": fetched.title, "duration_s": fetched.duration_s}
+        log.info("job %s: downloaded %s (%s)", job_id, fetched.title, content_key)
+
+    jobs.update(r, "job", job_id, status="running", stage="decoding", source=source)
+    try:
+        audio = decode(path, settings)
+    except AnalysisError as error:
+        # The stored file's name is ours, not the user's: say what happened without it.
+        error.message = error.message.removeprefix(f"{path.name}: ").capitalize()
+        raise
+    duration = round(len(audio) / SAMPLE_RATE, 3)
+    source = {**source, "duration_s": duration}
+    jobs.update(r, "job", job_id, stage="analyzing", source=source)
+
+    def report(done: int, total: int) -> None:
+        jobs.update(r, "job", job_id, progress={"done": done, "total": total})
+
+    prediction = classifier.predict(audio, progress=report)
+    result = build_result(prediction, audio, classifier.info, settings.top_tags)
+    total = len(result["segments"])
+    if jobs.succeed(r, settings, "job", job_id, result=result, source=source,
+                    progress={"done": total, "total": total}):
+        jobs.remember_result(r, settings, classifier.version, content_key,
+                             {"result": result, "source": source, "progress_total": total})
+        log.info("job %s succeeded: %s", job_id, result["top5"][0]["genre"])
+
+
+def _succeed_from_cache(r, settings: Settings, job: dict, cached: dict) -> None:
+    total = cached["progress_total"]
+    source = {**job["source"], "title": cached["source"].get("title"),
+              "duration_s": cached["source"].get("duration_s")}
+    jobs.update(r, "job", job["id"], cached=True)
+    jobs.succeed(r, settings, "job", job["id"], result=cached["result"], source=source,
+                 progress={"done": total, "total": total})
+    log.info("job %s answered from the cache", job["id"])
