@@ -38,10 +38,11 @@ def check_rate_limit() -> None:
                        f"Try again in {wait} s.", {"Retry-After": str(wait)})
 
 
-def accepted(record: dict, endpoint: str):
-    response = jsonify(public_view(record) if record["kind"] == "job" else record)
+def accepted(body: dict, endpoint: str):
+    """202 with the record's public view, where to poll it, and when."""
+    response = jsonify(body)
     response.status_code = 202
-    response.headers["Location"] = url_for(endpoint, record_id=record["id"])
+    response.headers["Location"] = url_for(endpoint, record_id=body["id"])
     response.headers["Retry-After"] = str(get_settings().poll_interval_s)
     return response
 
@@ -95,7 +96,7 @@ def _create_job(source: dict, work: dict, content_key: str | None, stored: Path 
         jobs.succeed(r, settings, "job", record["id"], result=cached["result"],
                      progress={"done": cached["progress_total"], "total": cached["progress_total"]})
         log.info("job %s answered from the cache (%s)", record["id"], content_key)
-        return accepted(jobs.get(r, "job", record["id"]), "jobs.status")
+        return accepted(public_view(jobs.get(r, "job", record["id"])), "jobs.status")
     record = jobs.create(r, settings, "job", source=source, cached=False, progress={"done": 0, "total": 0},
                          request={**work, "content_key": content_key, "model_version": version})
     try:
@@ -106,7 +107,7 @@ def _create_job(source: dict, work: dict, content_key: str | None, stored: Path 
             stored.unlink(missing_ok=True)
         raise
     log.info("job %s queued: %s", record["id"], source["kind"])
-    return accepted(record, "jobs.status")
+    return accepted(public_view(record), "jobs.status")
 
 
 def _store(upload: FileStorage, directory: Path, kind: str) -> tuple[Path, str]:

@@ -15,6 +15,10 @@ MAX_RESULTS = 10
 _PUBLIC = ("id", "status", "query", "limit", "created_at", "updated_at", "candidates", "error")
 
 
+def public_view(record: dict) -> dict:
+    return {k: record[k] for k in _PUBLIC if k in record}
+
+
 @bp.post("")
 def submit():
     check_rate_limit()
@@ -32,7 +36,7 @@ def submit():
     except Exception:
         jobs.fail(r, settings, "search", record["id"], "internal", "The search could not be queued.")
         raise
-    return accepted({k: record[k] for k in _PUBLIC if k in record} | {"kind": "search"}, "searches.status")
+    return accepted(public_view(record), "searches.status")
 
 
 @bp.get("/<record_id>")
@@ -40,7 +44,7 @@ def status(record_id: str):
     record = jobs.get(get_redis(), "search", record_id)
     if record is None:
         raise ApiError(404, "not_found", f"No search {record_id!r}; searches are kept for a day.")
-    response = jsonify({k: record[k] for k in _PUBLIC if k in record})
+    response = jsonify(public_view(record))
     if record["status"] in ("queued", "running"):
         response.headers["Retry-After"] = str(get_settings().poll_interval_s)
     return response

@@ -36,7 +36,8 @@ def search(query: str, limit: int, settings) -> list[dict]:
                "allowed_extractors": ["youtube:search"]}
     try:
         with yt_dlp.YoutubeDL(options) as ydl:
-            info = ydl.extract_info(f"ytsearch{limit}:{query}", download=False)
+            # A few more than asked for, as channels and playlists among them are dropped.
+            info = ydl.extract_info(f"ytsearch{limit + 5}:{query}", download=False)
     except DownloadError as error:
         raise DownloadFailed(f"The search failed: {str(error).removeprefix('ERROR: ')}") from None
     entries = [e for e in (info or {}).get("entries") or [] if e and e.get("id") and e.get("ie_key") in (None, "Youtube")]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import io
 
 import pytest
-from stack import finished, wait_for
+from stack import assert_conforms, finished, wait_for
 
 from conftest import make_audio
 from shared import jobs
@@ -25,6 +25,7 @@ def test_upload_is_accepted_with_location_and_retry_after(client, audio_file):
     assert response.headers["Location"] == f"/api/v1/jobs/{body['id']}"
     assert int(response.headers["Retry-After"]) >= 1
     assert body["status"] == "queued" and body["stage"] == "queued" and body["cached"] is False
+    assert_conforms(body, "Job")
     finished(client, response.headers["Location"])
 
 
@@ -32,6 +33,7 @@ def test_upload_ends_succeeded_with_the_full_result(client, audio_file):
     response = submit_file(client, audio_file(20.0), "My Song.mp3")
     job = finished(client, response.headers["Location"])
     assert job["status"] == "succeeded" and job["stage"] == "done" and "error" not in job
+    assert_conforms(job, "Job")
     result = job["result"]
     assert set(result) == {"model", "duration_s", "segment_seconds", "top5", "tags", "segments", "waveform"}
     assert set(result["model"]) == {"name", "version", "precision"}
@@ -77,6 +79,7 @@ def test_corrupt_mp3_fails_as_unsupported_audio(client, tmp_path):
     job = finished(client, submit_file(client, path).headers["Location"])
     assert job["status"] == "failed" and job["error"]["code"] == "unsupported_audio"
     assert job["error"]["message"] and "result" not in job
+    assert_conforms(job, "Job")
 
 
 def test_truncated_mp3_fails_as_unsupported_audio(client, tmp_path):

@@ -143,3 +143,13 @@ def audio_server(tmp_path_factory):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield root, f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
+
+
+def assert_conforms(body: dict, schema: str) -> None:
+    """The body matches the named schema of the API's own OpenAPI document."""
+    from openapi_schema_validator import OAS30Validator, validate
+
+    from api.openapi import document
+
+    validate(body, {"$ref": f"#/components/schemas/{schema}", "components": document()["components"]},
+             cls=OAS30Validator)

@@ -1,0 +1,127 @@
+"""The API's edges: limits, health, its OpenAPI document, workers sharing one queue, nothing left on disk."""
+from __future__ import annotations
+
+import io
+
+import pytest
+from openapi_spec_validator import validate as validate_spec
+from stack import ARTIFACTS, assert_conforms, finished, free_port, start_worker, stop, wait_for
+
+from api import create_app
+from api.openapi import document
+from conftest import make_audio
+from shared import jobs
+from shared.settings import Settings
+
+
+def test_healthz_answers_without_redis():
+    client = create_app(Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0")).test_client()
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+
+
+def test_readyz_reports_redis_and_live_workers(client):
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["redis"] == "ok" and body["workers"] >= 1
+    assert_conforms(body, "Readiness")
+
+
+def test_readyz_is_503_when_redis_is_unreachable():
+    client = create_app(Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0")).test_client()
+    response = client.get("/readyz")
+    assert response.status_code == 503 and response.get_json()["status"] == "unavailable"
+
+
+def test_readyz_is_503_when_no_worker_is_alive(tmp_path):
+    from stack import start_redis
+
+    proc, url = start_redis(tmp_path)
+    try:
+        response = create_app(Settings(redis_url=url)).test_client().get("/readyz")
+        assert response.status_code == 503 and response.get_json()["workers"] == 0
+    finally:
+        stop(proc)
+
+
+def test_submissions_answer_503_when_redis_is_unreachable(audio_file):
+    client = create_app(Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0")).test_client()
+    response = client.post("/api/v1/jobs", json={"url": "https://youtu.be/dQw4w9WgXcQ"})
+    assert response.status_code == 503 and response.get_json()["error"]["code"] == "unavailable"
+
+
+def test_upload_over_the_size_limit_is_refused_with_413_and_not_stored(redis_url, tmp_path):
+    settings = Settings(redis_url=redis_url, storage_dir=tmp_path / "uploads", max_upload_mb=0.2)
+    client = create_app(settings).test_client()
+    big = io.BytesIO(b"ID3" + b"\x00" * 400_000)
+    response = client.post("/api/v1/jobs", data={"file": (big, "big.mp3")}, content_type="multipart/form-data")
+    assert response.status_code == 413
+    assert response.get_json()["error"]["code"] == "too_large" and "0.2 MB" in response.get_json()["error"]["message"]
+    assert not (tmp_path / "uploads").exists() or not any((tmp_path / "uploads").iterdir())
+
+
+def test_too_many_submissions_are_refused_with_429_and_retry_after(redis_url):
+    client = create_app(Settings(redis_url=redis_url, rate_limit_per_minute=2)).test_client()
+    client.environ_base["REMOTE_ADDR"] = "198.51.100.7"
+    codes = [client.post("/api/v1/searches", json={"q": "x"}).status_code for _ in range(3)]
+    assert codes[:2] == [202, 202]
+    refused = client.post("/api/v1/searches", json={"q": "x"})
+    assert refused.status_code == 429 and refused.get_json()["error"]["code"] == "rate_limited"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+
+
+def test_unknown_path_and_wrong_method_are_json_errors(client):
+    assert client.get("/api/v1/nothing").get_json()["error"]["code"] == "not_found"
+    response = client.delete("/api/v1/jobs")
+    assert response.status_code == 405 and response.get_json()["error"]["code"] == "method_not_allowed"
+
+
+def test_openapi_document_is_valid_and_lists_every_route(client):
+    served = client.get("/api/v1/openapi.json").get_json()
+    validate_spec(served)
+    app = create_app(Settings())
+    routes = {
+        (rule.rule.replace("<record_id>", "{id}"), method.lower())
+        for rule in app.url_map.iter_rules() if rule.rule.startswith(("/api/", "/healthz", "/readyz"))
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
+    documented = {(path, method) for path, item in document()["paths"].items() for method in item}
+    assert routes == documented
+
+
+def test_the_page_is_served_at_the_root(client):
+    response = client.get("/")
+    assert response.status_code == 200 and b"<html" in response.data.lower()
+
+
+def test_two_worker_processes_take_jobs_from_one_queue(client, service_env, store, tmp_path):
+    second = start_worker(service_env, "test-2@%h", ARTIFACTS / "worker-2.log")
+    try:
+        wait_for(lambda: len(jobs.live_workers(store)) >= 2, 60, "a second live worker")
+        locations = [client.post("/api/v1/jobs", data={"file": (open(make_audio(tmp_path / f"s{i}.mp3", 30.0 + i), "rb"), "s.mp3")},
+                                 content_type="multipart/form-data").headers["Location"] for i in range(6)]
+        ids = [finished(client, location)["id"] for location in locations]
+        workers = {jobs.get(store, "job", job_id)["worker"] for job_id in ids}
+        assert {name.split("@")[0] for name in workers} == {"test-1", "test-2"}
+    finally:
+        stop(second)
+
+
+def test_no_upload_or_download_is_left_on_disk_after_jobs(client, settings, audio_file, audio_server):
+    root, base = audio_server
+    make_audio(root / "left.mp3", 4.0)
+    locations = [
+        client.post("/api/v1/jobs", data={"file": (open(audio_file(4.5), "rb"), "ok.mp3")},
+                    content_type="multipart/form-data").headers["Location"],
+        client.post("/api/v1/jobs", data={"file": (io.BytesIO(b"ID3" + b"\x01" * 5000), "bad.mp3")},
+                    content_type="multipart/form-data").headers["Location"],
+        client.post("/api/v1/jobs", json={"url": f"{base}/left.mp3"}).headers["Location"],
+        client.post("/api/v1/jobs", json={"url": f"{base}/missing.mp3"}).headers["Location"],
+    ]
+    assert [finished(client, loc)["status"] for loc in locations] == ["succeeded", "failed", "succeeded", "failed"]
+
+    def empty(folder):
+        return not folder.exists() or not any(folder.iterdir())
+
+    # The worker cleans up just after it records the outcome.
+    wait_for(lambda: empty(settings.storage_dir) and empty(settings.work_dir), 10, "empty storage and work folders")
