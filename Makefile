@@ -1,4 +1,4 @@
-# The README's commands: `make install`, `make test`, `make bench`.
+# The README's commands: `make up`, `make test`, `make install`, `make bench`.
 # Works on a fresh Debian machine as root (system packages come from apt when missing).
 
 PYTHON ?= python3
@@ -8,7 +8,7 @@ PIP := $(PY) -m pip
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := ffmpeg
 
-.PHONY: install system-deps test bench clean
+.PHONY: up install system-deps test bench clean
 
 install: system-deps $(VENV)/.installed
 
@@ -16,6 +16,7 @@ install: system-deps $(VENV)/.installed
 system-deps:
 	@missing=""; \
 	command -v ffmpeg >/dev/null 2>&1 || missing="$$missing ffmpeg"; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	$(PYTHON) -c "import venv, ensurepip" >/dev/null 2>&1 || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing system packages:$$missing"; \
@@ -33,6 +34,11 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -q -e '.[test]'
 	touch $@
 
+# The whole service on this machine: Redis (started when none answers), one worker,
+# and the API with the page on PORT (default 8000). Ctrl-C stops everything.
+up: install
+	$(PY) deploy/run_local.py
+
 # pytest exits 5 when it collects no test, which fails this target as it should.
 test: install
 	$(PY) -m pytest
@@ -41,4 +47,4 @@ bench: install
 	$(PY) tests/benchmarks/bench_engine.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache tests/artifacts
+	rm -rf $(VENV) .pytest_cache tests/artifacts var

@@ -39,7 +39,8 @@ class Settings:
     # --- The service (API, workers, job store) ---
     # Redis: queue broker and job store. `make up` starts a local server when none answers.
     redis_url: str = "redis://127.0.0.1:6379/0"
-    # The API's port in the embedded default (`make up`).
+    # Where the embedded default (`make up`) listens: HOST 0.0.0.0 opens it to the network.
+    host: str = "127.0.0.1"
     port: int = 8000
     # Uploads are stored here under server-made names; the API and every worker must see it.
     storage_dir: Path = Path("var/uploads")
