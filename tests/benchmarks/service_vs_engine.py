@@ -1,0 +1,83 @@
+"""Do jobs over HTTP give what the engine gives? Submits files to a running service
+(`make up`), polls each job, and compares its top-5 with GenreClassifier run here.
+
+    python tests/benchmarks/service_vs_engine.py [--url http://127.0.0.1:8000] [--split valid] [FILE...]
+
+Without FILEs it uses the GTZAN excerpts of ``--split`` listed in ../shared/data/gtzan/index.csv.
+Prints agreement of top-1, the largest probability difference, and submit-to-result latency.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import statistics
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from shared.inference import GenreClassifier  # noqa: E402
+from shared.settings import Settings  # noqa: E402
+
+INDEX = REPO.parent / "shared" / "data" / "gtzan" / "index.csv"
+
+
+def post_file(base: str, path: Path) -> str:
+    boundary = uuid.uuid4().hex
+    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{path.name}"\r\n\r\n'.encode()
+            + path.read_bytes() + f"\r\n--{boundary}--\r\n".encode())
+    request = urllib.request.Request(f"{base}/api/v1/jobs", data=body,
+                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.headers["Location"]
+
+
+def wait(base: str, location: str, timeout: float = 300) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(base + location, timeout=30) as response:
+            job = json.loads(response.read())
+        if job["status"] in ("succeeded", "failed"):
+            return job
+        time.sleep(0.1)
+    raise TimeoutError(location)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("files", nargs="*", type=Path)
+    parser.add_argument("--url", default="http://127.0.0.1:8000")
+    parser.add_argument("--split", default="valid")
+    args = parser.parse_args()
+    files = args.files or [INDEX.parent / row["path"] for row in csv.DictReader(open(INDEX))
+                           if row["filtered_split"] == args.split]
+    classifier = GenreClassifier(Settings.from_env())
+    same, worst, latencies, failed, cached = 0, 0.0, [], 0, 0
+    for path in files:
+        started = time.monotonic()
+        job = wait(args.url, post_file(args.url, path))
+        latencies.append(time.monotonic() - started)
+        cached += bool(job.get("cached"))
+        if job["status"] != "succeeded":
+            failed += 1
+            print(f"{path.name}: failed {job['error']}")
+            continue
+        direct = classifier.predict_file(path).top_genres(5)
+        served = job["result"]["top5"]
+        same += served[0]["genre"] == direct[0]["genre"]
+        by_genre = {g["genre"]: g["p"] for g in direct}
+        worst = max(worst, max(abs(g["p"] - by_genre.get(g["genre"], 0.0)) for g in served))
+    print(f"{len(files)} files over HTTP: top-1 same as the engine on {same}/{len(files) - failed}, "
+          f"{failed} failed; largest top-5 probability difference {worst:.4f}")
+    print(f"submit-to-result latency: median {statistics.median(latencies):.2f} s, "
+          f"max {max(latencies):.2f} s; {cached} answered from the cache")
+    return 0 if failed == 0 and same == len(files) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
