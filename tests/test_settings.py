@@ -24,7 +24,18 @@ def test_values_are_read_and_typed():
     ({"DEVICE": "tpu"}, "DEVICE"),
     ({"PRECISION": "fp8"}, "PRECISION"),
     ({"MIN_AUDIO_SECONDS": "0"}, "MIN_AUDIO_SECONDS"),
+    ({"REDIS_URL": "localhost:6379"}, "REDIS_URL"),
+    ({"MAX_UPLOAD_MB": "0"}, "MAX_UPLOAD_MB"),
+    ({"VISIBILITY_TIMEOUT_S": "200"}, "VISIBILITY_TIMEOUT_S"),
+    ({"TASK_SOFT_TIME_LIMIT_S": "400"}, "TASK_SOFT_TIME_LIMIT_S"),
+    ({"RATE_LIMIT_PER_MINUTE": "-1"}, "RATE_LIMIT_PER_MINUTE"),
 ])
 def test_bad_values_are_refused_with_the_variable_name(env, message):
     with pytest.raises(SettingsError, match=message):
         Settings.from_env(env)
+
+
+def test_allowed_hosts_and_extractors_are_comma_separated_lists():
+    settings = Settings.from_env({"ALLOWED_URL_HOSTS": " YouTu.be , 127.0.0.1,", "ALLOWED_EXTRACTORS": "youtube, generic"})
+    assert settings.url_hosts == {"youtu.be", "127.0.0.1"}
+    assert settings.extractors == ["youtube", "generic"]

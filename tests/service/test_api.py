@@ -125,3 +125,25 @@ def test_no_upload_or_download_is_left_on_disk_after_jobs(client, settings, audi
 
     # The worker cleans up just after it records the outcome.
     wait_for(lambda: empty(settings.storage_dir) and empty(settings.work_dir), 10, "empty storage and work folders")
+
+
+def test_job_over_the_soft_time_limit_fails_cleanly_and_leaves_nothing(service_env, tmp_path):
+    # A Redis database of its own, so the other test workers cannot take this job.
+    env = {**service_env, "REDIS_URL": service_env["REDIS_URL"].rsplit("/", 1)[0] + "/1",
+           "TASK_SOFT_TIME_LIMIT_S": "1", "TASK_TIME_LIMIT_S": "30", "VISIBILITY_TIMEOUT_S": "60",
+           "STORAGE_DIR": str(tmp_path / "uploads"), "WORK_DIR": str(tmp_path / "work")}
+    settings = Settings.from_env(env)
+    slow = start_worker(env, "slow@%h", ARTIFACTS / "worker-slow.log")
+    try:
+        wait_for(lambda: jobs.live_workers(jobs.get_redis(settings)), 60, "the slow worker")
+        own = create_app(settings).test_client()
+        path = make_audio(tmp_path / "long.mp3", 1000.0)
+        with open(path, "rb") as f:
+            location = own.post("/api/v1/jobs", data={"file": (f, "long.mp3")},
+                                content_type="multipart/form-data").headers["Location"]
+        job = finished(own, location, timeout=120)
+        assert job["status"] == "failed" and job["error"]["code"] == "internal"
+        assert "longer than 1 s" in job["error"]["message"]
+        wait_for(lambda: not any((tmp_path / "uploads").iterdir()), 10, "the upload to be removed")
+    finally:
+        stop(slow)

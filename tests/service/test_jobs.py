@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import subprocess
 
 import pytest
 from stack import assert_conforms, finished, wait_for
@@ -127,3 +128,13 @@ def test_job_record_expires_after_the_ttl(client, audio_file, store, settings):
     job_id = submit_file(client, audio_file(3.0)).get_json()["id"]
     assert 0 < store.ttl(f"genre:job:{job_id}") <= settings.job_ttl_s
     finished(client, f"/api/v1/jobs/{job_id}")
+
+
+def test_three_hour_upload_fails_as_too_long_without_decoding_it_all(client, tmp_path):
+    path = tmp_path / "three-hours.mp3"
+    # 8 kb/s mono keeps three hours under the upload cap, so the worker, not the API, must refuse it.
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=f=300:d=10800:sample_rate=8000",
+                    "-ac", "1", "-c:a", "libmp3lame", "-b:a", "8k", str(path)], check=True)
+    job = finished(client, submit_file(client, path).headers["Location"], timeout=60)
+    assert job["status"] == "failed" and job["error"]["code"] == "too_long"
+    assert "1200" in job["error"]["message"] or "20 min" in job["error"]["message"]
