@@ -72,6 +72,9 @@ def _analyse(r, job: dict, work: Path, settings: Settings, classifier: GenreClas
     job_id, request, source = job["id"], job["request"], job["source"]
     if request.get("upload"):
         path, content_key = settings.storage_dir / Path(request["upload"]).name, request["content_key"]
+        if not path.is_file():
+            log.error("job %s: upload %s missing from STORAGE_DIR %s", job_id, path.name, settings.storage_dir)
+            raise AnalysisError("The uploaded file did not reach the worker; please upload it again.")
     else:
         jobs.update(r, "job", job_id, status="running", stage="downloading")
         work.mkdir(parents=True, exist_ok=True)
