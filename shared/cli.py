@@ -1,6 +1,6 @@
 """genre-classify: the genres (and tags) of audio files, from the command line.
 
-    genre-classify FILE... [--json]
+    genre-classify FILE... [--json] [--timeline]
 
 By default a readable table per file; with --json exactly one JSON object per
 input on its own line. A file that cannot be read gets an error object (or line)
@@ -24,6 +24,9 @@ def _table(path: str, result: dict) -> str:
         bar = "█" * round(item["p"] * BAR_WIDTH)
         lines.append(f"  {item['genre']:<10} {item['p'] * 100:5.1f}%  {bar}")
     lines.append("  tags: " + ", ".join(f"{t['tag']} ({t['p']:.2f})" for t in result["tags"]))
+    for item in result.get("timeline", []):
+        best = item["top5"][0]
+        lines.append(f"  {item['start']:7.1f}-{item['end']:6.1f} s  {best['genre']:<10} {best['p'] * 100:5.1f}%")
     return "\n".join(lines)
 
 
@@ -31,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="genre-classify", description="Top-5 genres and tags of audio files.")
     parser.add_argument("files", nargs="+", metavar="FILE", help="audio files (anything ffmpeg reads)")
     parser.add_argument("--json", action="store_true", help="one JSON object per file on stdout")
+    parser.add_argument("--timeline", action="store_true",
+                        help="add each 3-second segment's top-5 (the service's per-segment result)")
     args = parser.parse_args(argv)
 
     try:
@@ -56,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
                 "top5": prediction.top_genres(5),
                 "tags": prediction.top_tags(settings.top_tags),
             }
+            if args.timeline:
+                result["timeline"] = prediction.segment_results(5)
             print(json.dumps(result) if args.json else _table(path, result), flush=True)
         except AnalysisError as error:
             failed += 1

@@ -39,6 +39,14 @@ def test_json_prints_one_object_per_input_and_fails_if_any_failed(files):
     assert third == first
 
 
+def test_timeline_adds_each_segments_top5(files):
+    good, _ = files
+    result = json.loads(run("--json", "--timeline", good).stdout)
+    assert len(result["timeline"]) == result["segments"] == 2
+    assert result["timeline"][0]["start"] == 0.0 and len(result["timeline"][1]["top5"]) == 5
+    assert "  0.0-" in run("--timeline", good).stdout.replace("    ", " ")
+
+
 def test_all_good_files_exit_zero_with_a_readable_table(files):
     good, _ = files
     done = run(good)

@@ -57,7 +57,7 @@ def main() -> int:
     files = args.files or [INDEX.parent / row["path"] for row in csv.DictReader(open(INDEX))
                            if row["filtered_split"] == args.split]
     classifier = GenreClassifier(Settings.from_env())
-    same, worst, latencies, failed, cached = 0, 0.0, [], 0, 0
+    same, worst, latencies, failed, cached, same_timeline = 0, 0.0, [], 0, 0, 0
     for path in files:
         started = time.monotonic()
         job = wait(args.url, post_file(args.url, path))
@@ -67,13 +67,15 @@ def main() -> int:
             failed += 1
             print(f"{path.name}: failed {job['error']}")
             continue
-        direct = classifier.predict_file(path).top_genres(5)
-        served = job["result"]["top5"]
+        prediction = classifier.predict_file(path)
+        direct, served = prediction.top_genres(5), job["result"]["top5"]
+        same_timeline += prediction.segment_results(5) == job["result"]["segments"]
         same += served[0]["genre"] == direct[0]["genre"]
         by_genre = {g["genre"]: g["p"] for g in direct}
         worst = max(worst, max(abs(g["p"] - by_genre.get(g["genre"], 0.0)) for g in served))
     print(f"{len(files)} files over HTTP: top-1 same as the engine on {same}/{len(files) - failed}, "
-          f"{failed} failed; largest top-5 probability difference {worst:.4f}")
+          f"{failed} failed; largest top-5 probability difference {worst:.4f}; "
+          f"per-segment top-5 identical on {same_timeline}")
     print(f"submit-to-result latency: median {statistics.median(latencies):.2f} s, "
           f"max {max(latencies):.2f} s; {cached} answered from the cache")
     return 0 if failed == 0 and same == len(files) else 1
