@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 
 import pytest
 from openapi_spec_validator import validate as validate_spec
@@ -147,3 +149,10 @@ def test_job_over_the_soft_time_limit_fails_cleanly_and_leaves_nothing(service_e
         wait_for(lambda: not any((tmp_path / "uploads").iterdir()), 10, "the upload to be removed")
     finally:
         stop(slow)
+
+
+def test_the_api_process_loads_neither_torch_nor_yt_dlp():
+    # The API stays light and never reaches the outside network: downloads and searches run on workers.
+    code = "import sys, api; api.create_app(); print('torch' in sys.modules, 'yt_dlp' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["False", "False"], done.stderr
