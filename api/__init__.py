@@ -17,7 +17,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
     app = Flask(__name__, static_folder=None)
     app.config["SETTINGS"] = settings
-    # Flask answers a larger request body with 413 before any of our code reads it.
+    # Flask answers a much larger request body with 413 before reading it (the slack is the
+    # multipart framing); api/jobs.py holds the file itself to the exact limit.
     app.config["MAX_CONTENT_LENGTH"] = int(settings.max_upload_mb * 1_000_000) + 64 * 1024
     app.json.sort_keys = False
     if settings.proxy_hops:

@@ -5,7 +5,6 @@ import hashlib
 import logging
 import re
 import time
-import uuid
 from pathlib import Path
 
 from flask import Blueprint, jsonify, request, url_for
@@ -21,6 +20,7 @@ from shared.queue import ANALYZE
 log = logging.getLogger(__name__)
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1/jobs")
 
+SNIFF_BYTES = 4096
 _PUBLIC = ("id", "status", "stage", "progress", "source", "cached", "created_at", "updated_at",
            "result", "error")
 
@@ -39,11 +39,12 @@ def check_rate_limit() -> None:
 
 
 def accepted(body: dict, endpoint: str):
-    """202 with the record's public view, where to poll it, and when."""
+    """202 with the record's public view and where to poll it (and, while unfinished, when)."""
     response = jsonify(body)
     response.status_code = 202
     response.headers["Location"] = url_for(endpoint, record_id=body["id"])
-    response.headers["Retry-After"] = str(get_settings().poll_interval_s)
+    if body["status"] in ("queued", "running"):
+        response.headers["Retry-After"] = str(get_settings().poll_interval_s)
     return response
 
 
@@ -61,15 +62,26 @@ def submit():
 
 def _submit_upload(upload: FileStorage):
     settings = get_settings()
-    kind = audio_kind(upload.stream.read(64))
+    head = upload.stream.read(SNIFF_BYTES)
     upload.stream.seek(0)
+    if not head:
+        raise ApiError(400, "bad_request", "The uploaded file is empty; choose an audio file.")
+    kind = audio_kind(head)
     if kind is None:
         raise ApiError(415, "unsupported_media_type",
                        "That file is not audio we can read (MP3, WAV, FLAC, OGG, Opus, M4A, WebM, AIFF...).")
-    stored, digest = _store(upload, settings.storage_dir, kind)
-    title = _clean_title(upload.filename) or "upload"
-    return _create_job({"kind": "upload", "title": title, "duration_s": None},
-                       {"upload": stored.name}, f"sha256:{digest}", stored)
+    # Named after its job, so whoever meets the job id can find and remove the file.
+    job_id = jobs.new_id()
+    stored, digest = _store(upload, settings.storage_dir / f"{job_id}.{kind}", settings.max_upload_mb)
+    try:
+        record = _create_job(job_id, {"kind": "upload", "title": _clean_title(upload.filename) or "upload",
+                                      "duration_s": None}, {"upload": stored.name}, f"sha256:{digest}")
+    except BaseException:
+        stored.unlink(missing_ok=True)
+        raise
+    if record["status"] != "queued":  # answered from the cache: no worker will read the file
+        stored.unlink(missing_ok=True)
+    return accepted(record, "jobs.status")
 
 
 def _submit_link(url: object):
@@ -78,47 +90,46 @@ def _submit_link(url: object):
     except LinkRefused as refusal:
         raise ApiError(422, "url_not_allowed", str(refusal)) from None
     kind = "youtube" if (link.content_key or "").startswith("youtube:") else "url"
-    return _create_job({"kind": kind, "title": None, "duration_s": None, "url": link.url},
-                       {"url": link.url}, link.content_key, None)
+    record = _create_job(jobs.new_id(), {"kind": kind, "title": None, "duration_s": None, "url": link.url},
+                         {"url": link.url}, link.content_key)
+    return accepted(record, "jobs.status")
 
 
-def _create_job(source: dict, work: dict, content_key: str | None, stored: Path | None):
+def _create_job(job_id: str, source: dict, work: dict, content_key: str | None) -> dict:
+    """The job's public view: answered from the cache, or queued for a worker."""
     r, settings = get_redis(), get_settings()
     version = get_model_version()
     cached = jobs.cached_result(r, version, content_key)
     if cached is not None:
-        if stored:
-            stored.unlink(missing_ok=True)
         source = {**source, "title": source["title"] or cached["source"].get("title"),
                   "duration_s": cached["source"].get("duration_s")}
-        record = jobs.create(r, settings, "job", source=source, cached=True,
-                             progress={"done": 0, "total": 0})
-        jobs.succeed(r, settings, "job", record["id"], result=cached["result"],
-                     progress={"done": cached["progress_total"], "total": cached["progress_total"]})
-        log.info("job %s answered from the cache (%s)", record["id"], content_key)
-        return accepted(public_view(jobs.get(r, "job", record["id"])), "jobs.status")
-    record = jobs.create(r, settings, "job", source=source, cached=False, progress={"done": 0, "total": 0},
+        total = cached["progress_total"]
+        jobs.create(r, settings, "job", job_id, source=source, cached=True, progress={"done": 0, "total": total})
+        jobs.succeed(r, settings, "job", job_id, result=cached["result"], progress={"done": total, "total": total})
+        log.info("job %s answered from the cache (%s)", job_id, content_key)
+        return public_view(jobs.get(r, "job", job_id))
+    record = jobs.create(r, settings, "job", job_id, source=source, cached=False, progress={"done": 0, "total": 0},
                          request={**work, "content_key": content_key, "model_version": version})
     try:
-        get_celery().send_task(ANALYZE, args=[record["id"]], task_id=record["id"])
+        get_celery().send_task(ANALYZE, args=[job_id], task_id=job_id)
     except Exception:
-        jobs.fail(r, settings, "job", record["id"], "internal", "The job could not be queued.")
-        if stored:
-            stored.unlink(missing_ok=True)
+        jobs.fail(r, settings, "job", job_id, "internal", "The job could not be queued; try again.")
         raise
-    log.info("job %s queued: %s", record["id"], source["kind"])
-    return accepted(public_view(record), "jobs.status")
+    log.info("job %s queued: %s", job_id, source["kind"])
+    return public_view(record)
 
 
-def _store(upload: FileStorage, directory: Path, kind: str) -> tuple[Path, str]:
-    """Copy the upload under a server-made name, hashing it on the way."""
-    directory.mkdir(parents=True, exist_ok=True)
-    name = f"{uuid.uuid4().hex}.{kind}"
-    partial, final = directory / f".{name}.part", directory / name
-    digest = hashlib.sha256()
+def _store(upload: FileStorage, final: Path, limit_mb: float) -> tuple[Path, str]:
+    """Copy the upload to ``final``, hashing it on the way; 413 past the size limit."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    partial = final.with_name(f".{final.name}.part")
+    digest, size, limit = hashlib.sha256(), 0, int(limit_mb * 1_000_000)
     try:
         with open(partial, "wb") as out:
             while chunk := upload.stream.read(1 << 20):
+                size += len(chunk)
+                if size > limit:
+                    raise ApiError(413, "too_large", f"The upload is larger than the {limit_mb:g} MB limit.")
                 digest.update(chunk)
                 out.write(chunk)
         partial.rename(final)
@@ -137,7 +148,7 @@ def status(record_id: str):
     record = jobs.get(get_redis(), "job", record_id)
     if record is None:
         hours = get_settings().job_ttl_s / 3600
-        raise ApiError(404, "not_found", f"No job {record_id!r}. Jobs are kept for {hours:g} h after they start.")
+        raise ApiError(404, "not_found", f"No job {record_id!r}. Jobs are kept for {hours:g} h after they end.")
     response = jsonify(public_view(record))
     if record["status"] in ("queued", "running"):
         response.headers["Retry-After"] = str(get_settings().poll_interval_s)

@@ -43,7 +43,8 @@ def submit():
 def status(record_id: str):
     record = jobs.get(get_redis(), "search", record_id)
     if record is None:
-        raise ApiError(404, "not_found", f"No search {record_id!r}; searches are kept for a day.")
+        hours = get_settings().job_ttl_s / 3600
+        raise ApiError(404, "not_found", f"No search {record_id!r}. Searches are kept for {hours:g} h.")
     response = jsonify(public_view(record))
     if record["status"] in ("queued", "running"):
         response.headers["Retry-After"] = str(get_settings().poll_interval_s)

@@ -37,17 +37,23 @@ def start_redis(settings: Settings) -> subprocess.Popen:
         sys.exit("redis-server is not installed: run `make install` (it installs it with apt).")
     data = settings.storage_dir.resolve().parent / "redis"
     data.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen(
-        ["redis-server", "--port", str(parts.port or 6379), "--bind", "127.0.0.1", "--dir", str(data),
-         "--save", "60 1", "--appendonly", "no", "--maxmemory-policy", "noeviction"],
-        stdout=subprocess.DEVNULL)
+    proc = start(["redis-server", "--port", str(parts.port or 6379), "--bind", "127.0.0.1", "--dir", str(data),
+                   "--save", "60 1", "--appendonly", "no", "--maxmemory-policy", "noeviction"],
+                  stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 10
     while not redis_answers(settings.redis_url):
         if proc.poll() is not None or time.monotonic() > deadline:
+            stop_all([proc])
             sys.exit(f"redis-server did not start on port {parts.port or 6379}.")
         time.sleep(0.1)
     print(f"started redis-server on port {parts.port or 6379} (data in {data})", flush=True)
     return proc
+
+
+def start(command: list[str], **kwargs) -> subprocess.Popen:
+    # A session of its own: Ctrl-C reaches only this launcher, which then stops the
+    # children in order, rather than every child at once.
+    return subprocess.Popen(command, cwd=REPO, start_new_session=True, **kwargs)
 
 
 def stop_all(procs: list[subprocess.Popen]) -> None:
@@ -79,12 +85,10 @@ def main() -> int:
     if not redis_answers(settings.redis_url):
         procs.append(start_redis(settings))
     python = sys.executable
-    procs.append(subprocess.Popen(
-        [python, "-m", "celery", "-A", "worker", "worker", "--loglevel=INFO", "--concurrency=1",
-         "-n", "local@%h", "--without-gossip", "--without-mingle"], cwd=REPO))
-    procs.append(subprocess.Popen(
-        [python, "-m", "gunicorn", "--bind", f"{settings.host}:{settings.port}", "--workers", "2",
-         "--threads", "4", "--timeout", "120", "--access-logfile", "-", "api:create_app()"], cwd=REPO))
+    procs.append(start([python, "-m", "celery", "-A", "worker", "worker", "--loglevel=INFO", "--concurrency=1",
+                        "-n", "local@%h", "--without-gossip", "--without-mingle"]))
+    procs.append(start([python, "-m", "gunicorn", "--bind", f"{settings.host}:{settings.port}", "--workers", "2",
+                        "--threads", "4", "--timeout", "120", "--access-logfile", "-", "api:create_app()"]))
     print(f"genre service on http://{settings.host}:{settings.port}  (Ctrl-C stops it)", flush=True)
     code = 0
     while not stopping:

@@ -10,6 +10,7 @@ async function api(path, options = {}) {
   if (!response.ok) {
     const error = new Error(body.error ? body.error.message : `The server answered ${response.status}.`);
     error.status = response.status;
+    error.retryAfter = Number(response.headers.get("Retry-After") || 0);
     throw error;
   }
   return { body, retryAfter: Number(response.headers.get("Retry-After") || 1) };
@@ -21,17 +22,18 @@ function showError(message) {
   $("job-error").textContent = message;
 }
 
-async function poll(path) {
+// Polls a job or search until it ends, calling onUpdate with each unfinished body.
+async function poll(path, onUpdate = () => {}) {
   let delay = 1;
   for (;;) {
     try {
       const { body, retryAfter } = await api(path);
       if (body.status === "succeeded" || body.status === "failed") return body;
-      render(body);
+      onUpdate(body);
       delay = retryAfter;
     } catch (error) {
       if (error.status && error.status < 500 && error.status !== 429) throw error; // e.g. an unknown job
-      delay = Math.min(delay * 2, 30); // back off while the server is unwell
+      delay = error.retryAfter || Math.min(delay * 2, 30); // back off while the server is unwell
     }
     await new Promise((resolve) => setTimeout(resolve, delay * 1000));
   }
@@ -73,7 +75,7 @@ function renderResult(result) {
 async function follow(location) {
   const id = location.split("/").pop();
   history.replaceState(null, "", `#job=${id}`);
-  render(await poll(location));
+  render(await poll(location, render));
 }
 
 async function submit(options) {

@@ -28,6 +28,17 @@ end
 return 0
 """
 
+# Marks a record finished and writes its outcome in one step, only if it exists and is not
+# finished yet: a record is finished exactly once, and a crash cannot leave it half-finished.
+_FINISH_ONCE = """
+if redis.call('exists', KEYS[1]) == 0 or redis.call('hexists', KEYS[1], 'finished_at') == 1 then
+  return 0
+end
+redis.call('hset', KEYS[1], unpack(ARGV, 2))
+redis.call('expire', KEYS[1], ARGV[1])
+return 1
+"""
+
 
 @lru_cache(maxsize=4)
 def _client(url: str) -> redis.Redis:
@@ -56,9 +67,13 @@ def _decode(raw: dict) -> dict:
     return {k: json.loads(v) for k, v in raw.items()}
 
 
-def create(r: redis.Redis, settings: Settings, kind: str, **fields) -> dict:
-    """A new queued record of ``kind`` ("job" or "search") with a fresh id."""
-    record = {"id": uuid.uuid4().hex, "kind": kind, "status": "queued", "stage": "queued",
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def create(r: redis.Redis, settings: Settings, kind: str, record_id: str | None = None, **fields) -> dict:
+    """A new queued record of ``kind`` ("job" or "search"), with a fresh id unless one is given."""
+    record = {"id": record_id or new_id(), "kind": kind, "status": "queued", "stage": "queued",
               "created_at": _now(), "updated_at": _now(), **fields}
     key = _key(kind, record["id"])
     with r.pipeline() as pipe:
@@ -84,14 +99,9 @@ def update(r: redis.Redis, kind: str, record_id: str, **fields) -> None:
 
 def finish(r: redis.Redis, settings: Settings, kind: str, record_id: str, **fields) -> bool:
     """Mark a record succeeded or failed, once: False when it was already finished."""
-    key = _key(kind, record_id)
-    if not r.exists(key) or not r.hsetnx(key, "finished_at", json.dumps(_now())):
-        return False
-    with r.pipeline() as pipe:
-        pipe.hset(key, mapping=_encode({**fields, "stage": "done", "updated_at": _now()}))
-        pipe.expire(key, settings.job_ttl_s)
-        pipe.execute()
-    return True
+    outcome = _encode({**fields, "stage": "done", "updated_at": _now(), "finished_at": _now()})
+    flat = [part for item in outcome.items() for part in item]
+    return bool(r.eval(_FINISH_ONCE, 1, _key(kind, record_id), settings.job_ttl_s, *flat))
 
 
 def succeed(r: redis.Redis, settings: Settings, kind: str, record_id: str, **fields) -> bool:

@@ -16,8 +16,16 @@ log = logging.getLogger(__name__)
 settings = Settings.from_env()
 app = make_celery(settings)
 app.conf.include = ["worker.tasks"]
+# Pool processes load the model as they start; give them time to do so on a busy machine.
+app.conf.worker_proc_alive_timeout = 120
 
+SWEEP_EVERY_S = 3600
 _classifier = None
+_load_error: Exception | None = None
+
+
+class ModelUnavailable(RuntimeError):
+    """The worker could not load its model; jobs fail with this message until it is fixed."""
 
 
 def get_classifier():
@@ -26,27 +34,57 @@ def get_classifier():
     if _classifier is None:
         from shared.inference import GenreClassifier  # torch is imported here, not by the API
 
-        _classifier = GenreClassifier(settings)
+        try:
+            _classifier = GenreClassifier(settings)
+        except Exception as error:
+            raise ModelUnavailable(f"the worker cannot load its model: {error}") from error
     return _classifier
+
+
+@signals.worker_init.connect
+def _check_model_files(**_) -> None:
+    # In the main process, before any pool process starts: a missing or foreign checkpoint
+    # stops the worker here, so it never reports ready and takes no job. (The model itself
+    # loads in each pool process: torch state must not cross a fork.)
+    from shared.head import load_head
+    from shared.musicnn import weights_dir
+
+    try:
+        _, record = load_head(settings.model_path)
+        weights_dir(record["backbone"])
+    except Exception as error:
+        log.critical("cannot start: %s", error)
+        raise SystemExit(f"worker: cannot load the model: {error}") from error
 
 
 @signals.worker_process_init.connect
 def _load_model(**_) -> None:
-    # Each pool process loads the model as it starts, so the first job pays nothing.
-    get_classifier()
+    # Each pool process loads the model as it starts, so the first job pays nothing. A failure
+    # is logged here and raised again, in plain words, by the first job that needs the model.
+    try:
+        get_classifier()
+    except ModelUnavailable as error:
+        log.critical("%s", error)
 
 
 _stop = threading.Event()
 
 
 def _heartbeat(name: str) -> None:
+    from worker.pipeline import sweep_stale_files
+
     r = jobs.get_redis(settings)
     info = {"name": name, "pid": os.getpid(), "device": settings.device, "precision": settings.precision}
+    beats_per_sweep = SWEEP_EVERY_S // jobs.HEARTBEAT_S
+    beat = 0
     while not _stop.is_set():
         try:
             jobs.beat(r, name, info)
         except Exception as error:  # Redis away: keep trying, /readyz will say so meanwhile
             log.warning("heartbeat failed: %s", error)
+        if beat % beats_per_sweep == 0:
+            sweep_stale_files(settings)
+        beat += 1
         _stop.wait(jobs.HEARTBEAT_S)
 
 

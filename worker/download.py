@@ -34,23 +34,30 @@ class Downloaded:
 
 
 class _Log:
-    """yt-dlp's messages go to our log, not to stdout."""
+    """yt-dlp's messages go to our log, with the job id, not to stdout."""
+
+    def __init__(self, job_id: str):
+        self.job_id = job_id
 
     def debug(self, msg: str) -> None:
-        log.debug(msg)
+        log.debug("job %s: yt-dlp: %s", self.job_id, msg)
 
     info = debug
 
     def warning(self, msg: str) -> None:
-        log.warning(msg)
+        log.warning("job %s: yt-dlp: %s", self.job_id, msg)
 
     def error(self, msg: str) -> None:
-        log.info("yt-dlp: %s", msg)
+        log.info("job %s: yt-dlp: %s", self.job_id, msg)
 
 
-def base_options(settings: Settings) -> dict:
+class _TooBig(Exception):
+    pass
+
+
+def base_options(settings: Settings, job_id: str) -> dict:
     return {
-        "quiet": True, "no_warnings": True, "noprogress": True, "logger": _Log(),
+        "quiet": True, "no_warnings": True, "noprogress": True, "logger": _Log(job_id),
         "noplaylist": True, "socket_timeout": settings.download_timeout_s, "retries": 2,
         "cachedir": False,
         # YouTube's players need a JavaScript runtime; use whichever the host has.
@@ -73,14 +80,22 @@ def _refusal(error: DownloadError) -> AnalysisError:
 
 
 def download(url: str, dest: Path, settings: Settings,
-             before_download: Callable[[dict], None] | None = None) -> Downloaded:
+             before_download: Callable[[dict], None] | None = None, job_id: str = "-") -> Downloaded:
     """Best audio of ``url`` into ``dest``; ``before_download(info)`` may stop it by raising."""
+    limit = int(settings.max_download_mb * 1_000_000)
+
+    def cap(progress: dict) -> None:
+        # max_filesize trusts the announced size; this also stops streams that announce none.
+        if (progress.get("downloaded_bytes") or 0) > limit:
+            raise _TooBig()
+
     options = {
-        **base_options(settings),
+        **base_options(settings, job_id),
+        "progress_hooks": [cap],
         "allowed_extractors": settings.extractors,
         "format": "bestaudio/best",
         "outtmpl": {"default": "audio.%(ext)s"},
-        "max_filesize": int(settings.max_download_mb * 1_000_000),
+        "max_filesize": limit,
         "paths": {"home": str(dest), "temp": str(dest)},
         "overwrites": True, "writethumbnail": False, "postprocessors": [],
     }
@@ -98,7 +113,11 @@ def download(url: str, dest: Path, settings: Settings,
             if before_download:
                 before_download(info)
             info = ydl.process_ie_result(info, download=True)
+    except _TooBig:
+        raise DownloadFailed(f"The audio is larger than the {settings.max_download_mb:g} MB download limit.") from None
     except DownloadError as error:
+        if isinstance(error.exc_info[1] if error.exc_info else None, _TooBig):
+            raise DownloadFailed(f"The audio is larger than the {settings.max_download_mb:g} MB download limit.") from None
         raise _refusal(error) from None
     files = [Path(d["filepath"]) for d in info.get("requested_downloads", []) if d.get("filepath")]
     files = [f for f in files if f.is_file()]

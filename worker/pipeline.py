@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from pathlib import Path
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -35,6 +36,7 @@ def run(job_id: str, settings: Settings, classifier: GenreClassifier, worker: st
     job = jobs.get(r, "job", job_id)
     if job is None:
         log.warning("job %s: no record (expired?); nothing to do", job_id)
+        clean_up(job_id, settings)
         return
     if job["status"] in ("succeeded", "failed"):
         # A redelivered message for a job another worker finished.
@@ -57,15 +59,27 @@ def run(job_id: str, settings: Settings, classifier: GenreClassifier, worker: st
         log.exception("job %s: unexpected error", job_id)
         jobs.fail(r, settings, "job", job_id, "internal", f"Something went wrong on our side (job {job_id}).")
     finally:
-        clean_up(job, settings)
+        clean_up(job_id, settings)
 
 
-def clean_up(job: dict, settings: Settings) -> None:
-    """Remove the job's work folder and its stored upload, whatever happened."""
-    shutil.rmtree(settings.work_dir / job["id"], ignore_errors=True)
-    upload = job.get("request", {}).get("upload")
-    if upload:
-        (settings.storage_dir / Path(upload).name).unlink(missing_ok=True)
+def clean_up(job_id: str, settings: Settings) -> None:
+    """Remove the job's work folder and its stored upload (named after the job), whatever happened."""
+    shutil.rmtree(settings.work_dir / job_id, ignore_errors=True)
+    for upload in settings.storage_dir.glob(f"{job_id}.*"):
+        upload.unlink(missing_ok=True)
+
+
+def sweep_stale_files(settings: Settings) -> None:
+    """Remove uploads and work folders older than a job record lives: left by crashes, never read again."""
+    cutoff = time.time() - settings.job_ttl_s
+    for folder in (settings.storage_dir, settings.work_dir):
+        for path in folder.glob("*") if folder.is_dir() else ():
+            try:
+                if path.stat().st_mtime < cutoff:
+                    shutil.rmtree(path) if path.is_dir() else path.unlink()
+                    log.info("removed stale %s", path)
+            except OSError as error:
+                log.warning("could not remove stale %s: %s", path, error)
 
 
 def _analyse(r, job: dict, work: Path, settings: Settings, classifier: GenreClassifier) -> None:
@@ -84,7 +98,7 @@ def _analyse(r, job: dict, work: Path, settings: Settings, classifier: GenreClas
             if cached is not None:
                 raise _AlreadyAnalysed(cached)
 
-        fetched = download(request["url"], work, settings, before_download=stop_if_cached)
+        fetched = download(request["url"], work, settings, before_download=stop_if_cached, job_id=job_id)
         path, content_key = fetched.path, fetched.content_key
         source = {**source, "title": fetched.title, "duration_s": fetched.duration_s}
         log.info("job %s: downloaded %s (%s)", job_id, fetched.title, content_key)
@@ -94,7 +108,8 @@ def _analyse(r, job: dict, work: Path, settings: Settings, classifier: GenreClas
         audio = decode(path, settings)
     except AnalysisError as error:
         # The stored file's name is ours, not the user's: say what happened without it.
-        error.message = error.message.removeprefix(f"{path.name}: ").capitalize()
+        message = error.message.removeprefix(f"{path.name}: ")
+        error.message = message[:1].upper() + message[1:]
         raise
     duration = round(len(audio) / SAMPLE_RATE, 3)
     source = {**source, "duration_s": duration}

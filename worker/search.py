@@ -30,9 +30,9 @@ def candidate(entry: dict) -> dict:
     }
 
 
-def search(query: str, limit: int, settings) -> list[dict]:
+def search(query: str, limit: int, settings, search_id: str = "-") -> list[dict]:
     """Up to ``limit`` videos matching ``query``; channels and playlists are left out."""
-    options = {**base_options(settings), "extract_flat": "in_playlist",
+    options = {**base_options(settings, search_id), "extract_flat": "in_playlist",
                "allowed_extractors": ["youtube:search"]}
     try:
         with yt_dlp.YoutubeDL(options) as ydl:

@@ -5,37 +5,47 @@ The task id is the job id, so Celery's log lines carry it.
 from __future__ import annotations
 
 from celery import Task
+from celery.exceptions import TimeLimitExceeded
 from celery.utils.log import get_task_logger
 
 from shared import jobs
 from shared.errors import AnalysisError
 from shared.queue import ANALYZE, SEARCH
 from worker import pipeline
-from worker.celery_app import app, get_classifier, settings
+from worker.celery_app import ModelUnavailable, app, get_classifier, settings
 from worker.search import search
 
 log = get_task_logger(__name__)
 
 
-class _JobTask(Task):
+class _RecordedTask(Task):
+    """Records a failure the task body could not: the hard time limit, or a model that won't load."""
+
+    kind = "job"
+
     def on_failure(self, exc, task_id, args, kwargs, einfo):
-        # Reached when the hard time limit killed the process running the job: the
-        # pipeline had no chance to record the failure or clean up, so do it here.
         r = jobs.get_redis(settings)
-        job = jobs.get(r, "job", task_id)
-        if job is None:
-            return
-        jobs.fail(r, settings, "job", task_id, "internal",
-                  f"The analysis was stopped after {settings.task_time_limit_s} s.")
-        pipeline.clean_up(job, settings)
+        if isinstance(exc, TimeLimitExceeded):
+            message = f"The work was stopped after {settings.task_time_limit_s} s."
+        elif isinstance(exc, ModelUnavailable):
+            message = f"The service cannot analyse right now ({exc}); the operator has been told."
+        else:
+            message = f"Something went wrong on our side ({self.kind} {task_id})."
+        jobs.fail(r, settings, self.kind, task_id, "internal", message)
+        if self.kind == "job":
+            pipeline.clean_up(task_id, settings)
 
 
-@app.task(name=ANALYZE, base=_JobTask, bind=True)
+class _SearchTask(_RecordedTask):
+    kind = "search"
+
+
+@app.task(name=ANALYZE, base=_RecordedTask, bind=True)
 def analyze(self, job_id: str) -> None:
     pipeline.run(job_id, settings, get_classifier(), worker=self.request.hostname or "")
 
 
-@app.task(name=SEARCH)
+@app.task(name=SEARCH, base=_SearchTask)
 def search_youtube(search_id: str) -> None:
     r = jobs.get_redis(settings)
     record = jobs.get(r, "search", search_id)
@@ -43,7 +53,7 @@ def search_youtube(search_id: str) -> None:
         return
     jobs.update(r, "search", search_id, status="running", stage="downloading")
     try:
-        candidates = search(record["query"], record["limit"], settings)
+        candidates = search(record["query"], record["limit"], settings, search_id)
     except AnalysisError as error:
         jobs.fail(r, settings, "search", search_id, error.code, error.message)
     except Exception:

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import io
+import os
+import signal
 import subprocess
 import sys
 
 import pytest
 from openapi_spec_validator import validate as validate_spec
-from stack import ARTIFACTS, assert_conforms, finished, free_port, start_worker, stop, wait_for
+from stack import ARTIFACTS, REPO, assert_conforms, finished, free_port, start_worker, stop, wait_for
 
 from api import create_app
 from api.openapi import document
@@ -156,3 +158,40 @@ def test_the_api_process_loads_neither_torch_nor_yt_dlp():
     code = "import sys, api; api.create_app(); print('torch' in sys.modules, 'yt_dlp' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.split() == ["False", "False"], done.stderr
+
+
+def test_worker_refuses_to_start_without_its_model(service_env, tmp_path):
+    env = {**os.environ, **service_env, "MODEL_PATH": str(tmp_path / "missing.pt")}
+    done = subprocess.run([sys.executable, "-m", "celery", "-A", "worker", "worker", "-n", "nomodel@%h"],
+                          env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "MODEL_PATH" in done.stderr + done.stdout
+
+
+def test_upload_one_byte_over_the_limit_is_refused_with_413(redis_url, tmp_path):
+    settings = Settings(redis_url=redis_url, storage_dir=tmp_path / "uploads", max_upload_mb=0.1)
+    client = create_app(settings).test_client()
+    body = io.BytesIO(b"ID3" + b"\x00" * (100_000 - 3 + 1))
+    response = client.post("/api/v1/jobs", data={"file": (body, "a.mp3")}, content_type="multipart/form-data")
+    assert response.status_code == 413 and response.get_json()["error"]["code"] == "too_large"
+    assert not any((tmp_path / "uploads").iterdir())
+
+
+def test_empty_upload_is_refused_with_400(client):
+    response = client.post("/api/v1/jobs", data={"file": (io.BytesIO(b""), "")}, content_type="multipart/form-data")
+    assert response.status_code == 400 and "empty" in response.get_json()["error"]["message"]
+
+
+def test_a_job_whose_pool_process_is_killed_is_run_again_and_reported_once(client, worker, tmp_path, store):
+    path = make_audio(tmp_path / "long.mp3", 450.0)
+    with open(path, "rb") as f:
+        location = client.post("/api/v1/jobs", data={"file": (f, "long.mp3")},
+                               content_type="multipart/form-data").headers["Location"]
+    wait_for(lambda: client.get(location).get_json()["progress"]["done"] > 0, 60, "analysis to start")
+    children = subprocess.run(["pgrep", "-P", str(worker.pid)], capture_output=True, text=True).stdout.split()
+    assert children, "the worker has no pool process"
+    os.kill(int(children[0]), signal.SIGKILL)
+    job = finished(client, location, timeout=180)
+    assert job["status"] == "succeeded" and job["progress"]["done"] == job["progress"]["total"] == 150
+    log = (ARTIFACTS / "worker-1.log").read_text()
+    assert log.count(f"Task genre.analyze[{job['id']}] received") == 2  # delivered again after the kill
+    assert log.count(f"job {job['id']} succeeded") == 1
