@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import io
 import subprocess
+import time
 
 import pytest
 from stack import assert_conforms, finished, wait_for
 
+from api import create_app
 from conftest import make_audio
 from shared import jobs
+from shared.settings import Settings
 
 SEGMENT_KEYS = {"start", "end", "top5"}
 
@@ -98,6 +101,7 @@ def test_upload_that_is_not_audio_is_refused_with_415(client, settings):
                            content_type="multipart/form-data")
     assert response.status_code == 415
     assert response.get_json()["error"]["code"] == "unsupported_media_type"
+    assert_conforms(response.get_json(), "Error")
     assert (set(settings.storage_dir.glob("*")) if settings.storage_dir.exists() else set()) == before
 
 
@@ -110,6 +114,7 @@ def test_unknown_job_is_404_with_a_json_error(client):
     response = client.get("/api/v1/jobs/0123456789abcdef0123456789abcdef")
     assert response.status_code == 404
     assert response.get_json()["error"]["code"] == "not_found"
+    assert_conforms(response.get_json(), "Error")
 
 
 def test_second_upload_of_the_same_content_is_answered_from_the_cache(client, audio_file, store):
@@ -124,10 +129,20 @@ def test_second_upload_of_the_same_content_is_answered_from_the_cache(client, au
     assert "request" not in jobs.get(store, "job", second["id"])
 
 
-def test_job_record_expires_after_the_ttl(client, audio_file, store, settings):
+def test_job_record_is_stored_with_the_ttl(client, audio_file, store, settings):
     job_id = submit_file(client, audio_file(3.0)).get_json()["id"]
     assert 0 < store.ttl(f"genre:job:{job_id}") <= settings.job_ttl_s
     finished(client, f"/api/v1/jobs/{job_id}")
+
+
+def test_an_expired_job_is_404(redis_url):
+    settings = Settings(redis_url=redis_url, job_ttl_s=1)
+    record = jobs.create(jobs.get_redis(settings), settings, "job", source={"kind": "upload"})
+    client = create_app(settings).test_client()
+    assert client.get(f"/api/v1/jobs/{record['id']}").status_code == 200
+    time.sleep(1.5)
+    response = client.get(f"/api/v1/jobs/{record['id']}")
+    assert response.status_code == 404 and response.get_json()["error"]["code"] == "not_found"
 
 
 def test_three_hour_upload_fails_as_too_long_without_decoding_it_all(client, tmp_path):

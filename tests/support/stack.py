@@ -93,6 +93,9 @@ def service_env(redis_url, tmp_path_factory) -> dict:
         "ALLOWED_URL_HOSTS": Settings().allowed_url_hosts + ",127.0.0.1",
         "ALLOWED_EXTRACTORS": "youtube,generic",
         "RATE_LIMIT_PER_MINUTE": "0",
+        # Workers share 2 cores with the test process (and with each other): one thread each
+        # avoids oversubscription, under which torch's thread pool slows down many times over.
+        "TORCH_THREADS": "1",
     }
 
 
