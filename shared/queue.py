@@ -29,7 +29,10 @@ def make_celery(settings: Settings) -> Celery:
         worker_prefetch_multiplier=1,
         task_soft_time_limit=settings.task_soft_time_limit_s,
         task_time_limit=settings.task_time_limit_s,
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+        # Jobs of a vanished worker are looked for every 10 s (kombu's default sweep is every
+        # ~100 s), so they are handed out again within VISIBILITY_TIMEOUT_S + 10 s.
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s,
+                                  "unacked_restore_interval": 10, "unacked_restore_throttle": 1},
         broker_connection_retry_on_startup=True,
         worker_send_task_events=False,
     )
