@@ -203,7 +203,7 @@ def fit(config: Config, data: str | Path, out: str | Path, resume: bool = False)
                 nn.utils.clip_grad_norm_(trainable, config.grad_clip)
             scaler.step(optimizer)
             scaler.update()
-            total, seen = total + float(loss) * len(index), seen + len(index)
+            total, seen = total + loss.item() * len(index), seen + len(index)
         scheduler.step()
 
         scores = holdout_scores(predict_logits(model, config.model, hold_x, device), hold_y, hold_owner,
