@@ -132,7 +132,7 @@ def fit_temperature(logits: torch.Tensor, y: torch.Tensor, multi_label: bool) ->
         return loss
 
     optimizer.step(closure)
-    return float(log_t.exp().clamp(0.05, 20))
+    return float(log_t.detach().exp().clamp(0.05, 20))
 
 
 def fit(config: Config, data: str | Path, out: str | Path, resume: bool = False) -> Path:
@@ -150,6 +150,8 @@ def fit(config: Config, data: str | Path, out: str | Path, resume: bool = False)
 
     tracks, labels = select_tracks(config, data)
     train_tracks, hold_tracks = stratified_split(tracks, config.holdout, config.seed)
+    if not hold_tracks:
+        raise ValueError("the holdout is empty: early stopping needs at least two tracks of some label")
     train_tracks, train_inputs = model_inputs(config, train_tracks, cache_dir)
     hold_tracks, hold_inputs = model_inputs(config, hold_tracks, cache_dir)
     (out / "split.json").write_text(json.dumps(
@@ -174,6 +176,7 @@ def fit(config: Config, data: str | Path, out: str | Path, resume: bool = False)
         generator.set_state(saved["generator"])
         torch.set_rng_state(saved["torch_rng"])
         state = saved["state"]
+        scheduler.T_max = config.epochs  # a resumed run may have been given more epochs
         print(f"resuming after epoch {state['epoch']}")
     writer = SummaryWriter(str(out / "tensorboard"))
     metadata = {"data": str(data), "config": config.to_dict(), "train_tracks": len(train_tracks),
