@@ -1,6 +1,7 @@
 """genre-train end to end on generated audio: every model kind, checkpoints the service loads,
 multi-label, resume, evaluate, tune, baseline and embed. Tiny configurations keep it quick."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -74,7 +75,7 @@ def test_fit_writes_checkpoint_report_plots_and_logs(head_run):
 def test_genre_classify_uses_the_trained_checkpoint(head_run, dataset, tmp_path):
     song = dataset["folder"] / "high" / "high1.mp3"
     command = [str(CLASSIFY)] if CLASSIFY.exists() else [sys.executable, "-m", "shared.cli"]
-    env = {"PATH": "/usr/bin:/bin", "MODEL_PATH": str(head_run / "model.pt")}
+    env = {**os.environ, "MODEL_PATH": str(head_run / "model.pt")}
     done = subprocess.run(command + ["--json", str(song)], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
