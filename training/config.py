@@ -44,6 +44,8 @@ class Config:
 
         if self.model not in KINDS:
             raise ValueError(f"model={self.model!r}: choose one of {', '.join(KINDS)}")
+        if self.backbone != "MSD_musicnn":
+            raise ValueError("backbone: only MSD_musicnn; the service names every result's tags by its 50 MSD tags")
         if not 0 < self.holdout < 1:
             raise ValueError("holdout must be between 0 and 1")
         if self.epochs < 1 or self.batch_size < 1 or self.width < 1 or self.depth < 1:
