@@ -18,7 +18,7 @@ from tqdm import tqdm
 from shared.audio import SAMPLE_RATE, decode
 from shared.errors import AnalysisError
 from shared.settings import Settings
-from training.data import Track, _key, targets
+from training.data import Track, cache_key, targets
 from training.evaluate import plot_confusion, scores
 
 CLASSIFIERS = ("forest", "logistic")
@@ -50,7 +50,7 @@ def features(tracks: list[Track], cache_dir: str | Path) -> tuple[list[Track], n
     cache.mkdir(parents=True, exist_ok=True)
     kept, rows = [], []
     for track in tqdm(tracks, desc="features", unit="track", leave=False):
-        file = cache / f"{_key(track.path, 'baseline')}.base.npy"
+        file = cache / f"{cache_key(track.path, 'baseline')}.base.npy"
         if not file.is_file():
             try:
                 np.save(file, track_features(decode(track.path, Settings())))

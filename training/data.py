@@ -132,7 +132,7 @@ def targets(tracks: list[Track], labels: list[str]) -> np.ndarray:
     return y
 
 
-def _key(path: Path, extra: str = "") -> str:
+def cache_key(path: Path, extra: str = "") -> str:
     stat = path.stat()
     text = json.dumps([str(path.resolve()), stat.st_size, stat.st_mtime_ns, FRONTEND, extra])
     return hashlib.sha1(text.encode()).hexdigest()[:20]
@@ -148,7 +148,7 @@ def load_patches(tracks: list[Track], cache_dir: str | Path, settings: Settings 
     cache.mkdir(parents=True, exist_ok=True)
     result = []
     for track in tqdm(tracks, desc="decode", unit="track", leave=False):
-        file = cache / f"{_key(track.path)}.mel.npy"
+        file = cache / f"{cache_key(track.path)}.mel.npy"
         if file.is_file():
             result.append(np.load(file))
             continue
@@ -174,7 +174,7 @@ def load_frontend_maps(tracks: list[Track], patches: list[np.ndarray], cache_dir
     cache = Path(cache_dir)
     result = []
     for track, mel in tqdm(list(zip(tracks, patches)), desc="backbone front-end", unit="track", leave=False):
-        file = cache / f"{_key(track.path, backbone_name)}.front.npy"
+        file = cache / f"{cache_key(track.path, backbone_name)}.front.npy"
         if file.is_file():
             result.append(np.load(file))
             continue
