@@ -25,6 +25,11 @@ def tag_logits(tags: torch.Tensor) -> torch.Tensor:
 
 
 class GenreHead(nn.Module):
+    # What inference feeds it (the tagger's tag probabilities) and how its logits become
+    # probabilities; genre-model checkpoints (shared/genre_model.py) may set multi_label.
+    takes = "tags"
+    multi_label = False
+
     def __init__(self, labels: list[str], n_inputs: int = 50):
         super().__init__()
         self.labels = list(labels)

@@ -13,11 +13,9 @@ from typing import Callable
 
 import numpy as np
 import torch
-from torch.nn import functional as F
-
 from shared.audio import decode
 from shared.features import PATCH_SECONDS, segment, warm_up
-from shared.head import load_head
+from shared.genre_model import load_model, probabilities
 from shared.labels import MSD_TAGS
 from shared.musicnn import load_pretrained
 from shared.settings import Settings, SettingsError
@@ -90,7 +88,10 @@ def resolve_precision(name: str, device: torch.device) -> str:
 
 
 class GenreClassifier:
-    """The pretrained tagger plus the genre head, on the configured device."""
+    """The pretrained tagger plus the genre model (any kind ``genre-train`` writes), on the configured device.
+
+    The tagger always runs: it gives the result's tags, and a head's input.
+    """
 
     def __init__(self, settings: Settings | None = None):
         self.settings = settings or Settings.from_env()
@@ -98,24 +99,34 @@ class GenreClassifier:
             torch.set_num_threads(self.settings.torch_threads)
         self.device = resolve_device(self.settings.device)
         started = time.perf_counter()
-        head, record = load_head(self.settings.model_path)
+        head, record = load_model(self.settings.model_path)
         self.backbone_name = record["backbone"]
         self.backbone = load_pretrained(self.backbone_name).to(self.device)
-        self.head = head.to(self.device)
+        self.head = head.to(self.device)  # the genre model, whatever its kind
+        self.kind = record["kind"]
+        self.temperature = record["temperature"]
         self.version = record["version"]
         self.model_path = Path(self.settings.model_path)
         self.batch_size = self.settings.batch_size or (64 if self.device.type == "cuda" else 2)
         self.precision = resolve_precision(self.settings.precision, self.device)
         self.backbone.int8 = self.precision == "int8"
+        if isinstance(getattr(self.head, "backbone", None), torch.nn.Module):
+            self.head.backbone.int8 = self.backbone.int8  # a fine-tuned musicnn runs like the tagger
         warm_up(self.device)
-        log.info("loaded %s + %s (version %s, %s) on %s in %.2f s", self.backbone_name, self.model_path.name,
-                 self.version, self.precision, self.device, time.perf_counter() - started)
+        log.info("loaded %s + %s (%s, version %s, %s) on %s in %.2f s", self.backbone_name, self.model_path.name,
+                 self.kind, self.version, self.precision, self.device, time.perf_counter() - started)
 
     @property
     def info(self) -> dict:
         """Model name, version and arithmetic, as stored with every result."""
         return {"name": f"{self.backbone_name}+{self.model_path.stem}", "version": self.version,
                 "precision": self.precision}
+
+    @torch.inference_mode()
+    def segment_logits(self, patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Genre logits (before temperature) and tag probabilities for one batch of patches."""
+        tags = self.backbone(patches)
+        return self.head(tags if self.head.takes == "tags" else patches), tags
 
     @torch.inference_mode()
     def predict(self, audio: np.ndarray, progress: Progress | None = None) -> Prediction:
@@ -126,8 +137,8 @@ class GenreClassifier:
         if progress:
             progress(0, total)
         for first in range(0, total, self.batch_size):
-            tags = self.backbone(segments.patches[first:first + self.batch_size])
-            genre_parts.append(F.softmax(self.head(tags), dim=1).cpu())
+            logits, tags = self.segment_logits(segments.patches[first:first + self.batch_size])
+            genre_parts.append(probabilities(logits, self.head.multi_label, self.temperature).cpu())
             tag_parts.append(tags.cpu())
             if progress:
                 progress(min(first + self.batch_size, total), total)

@@ -151,11 +151,21 @@ class Musicnn(nn.Module):
 
         ``reference_order`` runs the front-end in the original, slower layer order.
         """
+        return self.from_frontend(self.frontend(patches, reference_order))
+
+    def frontend(self, patches: torch.Tensor, reference_order: bool = False) -> torch.Tensor:
+        """The front-end's feature maps, (batch, 187, 96) → (batch, 561, time).
+
+        Split from ``from_frontend`` so training can run the costly, frozen front-end once
+        per patch and fine-tune what follows it.
+        """
         x = self.input_bn(patches.unsqueeze(1))  # (batch, 1, time, mel)
         blocks = list(self.timbral) + list(self.temporal)
         front = [block.forward_reference(x) if reference_order else block(x, self.int8) for block in blocks]
-        front = torch.cat(front, dim=1)  # (batch, 561, time)
+        return torch.cat(front, dim=1)  # (batch, 561, time)
 
+    def from_frontend(self, front: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Mid-end and back-end outputs from the front-end's feature maps."""
         mid1 = self.midend[0](front)
         mid2 = self.midend[1](mid1) + mid1
         mid3 = self.midend[2](mid2) + mid2

@@ -16,9 +16,9 @@ GOLDEN = REPO.parent / "shared" / "fixtures" / "musicnn_golden.npz"
 
 # A chord with a beat: enough structure that the network sees something music-like.
 _MUSIC = (
-    "sine=f=220:d={s},volume=0.3[a];sine=f=277:d={s},volume=0.2[b];"
-    "sine=f=330:d={s},volume=0.2[c];anoisesrc=d={s}:c=pink:a=0.05,"
-    "volume='if(lt(mod(t,0.5),0.05),8,1)':eval=frame[d];[a][b][c][d]amix=inputs=4,volume=4"
+    "sine=f={f1:g}:d={s},volume=0.3[a];sine=f={f2:g}:d={s},volume=0.2[b];"
+    "sine=f={f3:g}:d={s},volume=0.2[c];anoisesrc=d={s}:c=pink:a=0.05,"
+    "volume='if(lt(mod(t,{beat:g}),0.05),8,1)':eval=frame[d];[a][b][c][d]amix=inputs=4,volume=4"
 )
 CODECS = {
     ".mp3": ["-c:a", "libmp3lame", "-b:a", "128k"],
@@ -32,10 +32,16 @@ CODECS = {
 }
 
 
-def make_audio(path: Path, seconds: float, rate: int = 44100, channels: int = 2) -> Path:
-    """Write ``seconds`` of generated music-like audio to ``path``, encoded by its suffix."""
+def make_audio(path: Path, seconds: float, rate: int = 44100, channels: int = 2,
+               pitch: float = 1.0, beat: float = 0.5) -> Path:
+    """Write ``seconds`` of generated music-like audio to ``path``, encoded by its suffix.
+
+    ``pitch`` scales the chord's frequencies and ``beat`` is the seconds between beats, so
+    training tests can make classes that sound different.
+    """
+    chord = {"f1": 220 * pitch, "f2": 277 * pitch, "f3": 330 * pitch, "beat": beat}
     subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", "-filter_complex", _MUSIC.format(s=seconds),
+        ["ffmpeg", "-v", "error", "-y", "-filter_complex", _MUSIC.format(s=seconds, **chord),
          "-ar", str(rate), "-ac", str(channels), *CODECS[path.suffix], str(path)],  # a later -ar wins
         check=True,
     )

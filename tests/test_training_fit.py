@@ -1,0 +1,199 @@
+"""genre-train end to end on generated audio: every model kind, checkpoints the service loads,
+multi-label, resume, evaluate, tune, baseline and embed. Tiny configurations keep it quick."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from shared.genre_model import FRONTEND, load_model
+from shared.head import load_head
+from shared.inference import GenreClassifier
+from shared.labels import MSD_TAGS
+from shared.settings import DEFAULT_HEAD, Settings
+from training.cli import main as genre_train
+
+CLASSIFY = Path(sys.executable).with_name("genre-classify")
+# Small and fast; a head needs a high learning rate to move in a few epochs.
+TINY = ["--set", "epochs=4", "--set", "lr=0.05", "--set", "holdout=0.25", "--set", "batch_size=8"]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """Two labels that sound different (low chord, fast beat / high chord, slow beat), four tracks each,
+    as label folders and as a multi-label CSV; one cache for every run of this module."""
+    from conftest import make_audio
+
+    root = tmp_path_factory.mktemp("music")
+    rows = ["path,label"]
+    for label, pitch, beat in (("low", 0.5, 0.25), ("high", 2.0, 0.7)):
+        (root / label).mkdir()
+        for i in range(4):
+            make_audio(root / label / f"{label}{i}.mp3", 6.0, pitch=pitch * (1 + 0.05 * i), beat=beat)
+            # A second, overlapping label on half the tracks: "bright" on the higher-pitched ones.
+            rows.append(f"{label}/{label}{i}.mp3,{label}" + (";bright" if i >= 2 else ""))
+    (root / "index.csv").write_text("\n".join(rows) + "\n")
+    return {"folder": root, "csv": root / "index.csv", "cache": root.parent / "cache"}
+
+
+def fit(dataset, out, *overrides, data="folder"):
+    args = ["fit", "--data", str(dataset[data]), "--out", str(out), "--cache-dir", str(dataset["cache"]), *TINY]
+    for item in overrides:
+        args += ["--set", item]
+    assert genre_train(args) == 0
+    return out / "model.pt"
+
+
+@pytest.fixture(scope="module")
+def head_run(dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "head"
+    fit(dataset, out, "epochs=8", "patience=20")  # all eight epochs, whatever the holdout does
+    return out
+
+
+def test_fit_writes_checkpoint_report_plots_and_logs(head_run):
+    for name in ("model.pt", "last.pt", "config.yaml", "split.json", "history.json", "report.json",
+                 "confusion.png", "curves.png", "reliability.png"):
+        assert (head_run / name).is_file(), name
+    assert any((head_run / "tensorboard").iterdir())
+    split = json.loads((head_run / "split.json").read_text())
+    assert set(split["train"]).isdisjoint(split["holdout"]) and len(split["holdout"]) == 2
+    record = torch.load(head_run / "model.pt", weights_only=True)
+    assert record["format"] == "genre-model/1" and record["kind"] == "head"
+    assert record["labels"] == ["high", "low"] and record["frontend"] == FRONTEND
+    assert record["temperature"] > 0 and record["metadata"]["holdout"]["loss"] > 0
+    history = record["metadata"]["history"]
+    assert len(history) == 8 and history[-1]["train_loss"] < history[0]["train_loss"]
+    report = json.loads((head_run / "report.json").read_text())
+    assert report["tracks"] == 2 and set(report["per_label"]) == {"high", "low"}
+
+
+def test_genre_classify_uses_the_trained_checkpoint(head_run, dataset, tmp_path):
+    song = dataset["folder"] / "high" / "high1.mp3"
+    command = [str(CLASSIFY)] if CLASSIFY.exists() else [sys.executable, "-m", "shared.cli"]
+    env = {**os.environ, "MODEL_PATH": str(head_run / "model.pt")}
+    done = subprocess.run(command + ["--json", str(song)], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert {g["genre"] for g in result["top5"]} == {"high", "low"}
+    assert sum(g["p"] for g in result["top5"]) == pytest.approx(1.0, abs=1e-3)
+    assert len(result["tags"]) == 10 and {t["tag"] for t in result["tags"]} <= set(MSD_TAGS)
+
+
+@pytest.mark.parametrize("kind", ["cnn", "finetune"])
+def test_each_network_kind_trains_resumes_and_serves(kind, dataset, tmp_path):
+    out = tmp_path / kind
+    fit(dataset, out, f"model={kind}", "epochs=1", "width=4", "depth=2", "lr=0.001")
+    assert genre_train(["fit", "--data", str(dataset["folder"]), "--out", str(out), "--resume",
+                        "--set", "epochs=2", "--cache-dir", str(dataset["cache"])]) == 0
+    assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1, 2]
+
+    classifier = GenreClassifier(Settings(model_path=out / "model.pt"))
+    assert classifier.kind == kind and classifier.head.labels == ["high", "low"]
+    from shared.audio import decode
+
+    prediction = classifier.predict(decode(dataset["folder"] / "low" / "low0.mp3", Settings()))
+    np.testing.assert_allclose(prediction.genre_probs.sum(axis=1), 1.0, rtol=1e-5)
+    result = prediction.to_dict()
+    assert set(result) == {"duration_s", "segment_seconds", "top5", "tags", "segments"}
+    assert {g["genre"] for g in result["top5"]} == {"high", "low"}
+    # Tags still come from the pretrained tagger, whatever the genre model.
+    pretrained = GenreClassifier(Settings())
+    reference = pretrained.predict(decode(dataset["folder"] / "low" / "low0.mp3", Settings()))
+    np.testing.assert_allclose(prediction.tag_probs, reference.tag_probs, atol=1e-6)
+
+
+def test_multi_label_fit_from_csv_gives_one_sigmoid_per_label(dataset, tmp_path):
+    model = fit(dataset, tmp_path / "multi", "multi_label=true", "epochs=6", data="csv")
+    classifier = GenreClassifier(Settings(model_path=model))
+    assert classifier.head.multi_label and classifier.head.labels == ["bright", "high", "low"]
+    from shared.audio import decode
+
+    from shared.features import segment
+
+    audio = decode(dataset["folder"] / "high" / "high3.mp3", Settings())
+    prediction = classifier.predict(audio)
+    # Independent sigmoids of the (temperature-scaled) logits, not a softmax.
+    logits, _ = classifier.segment_logits(segment(audio).patches)
+    expected = torch.sigmoid(logits / classifier.temperature).numpy()
+    assert prediction.genre_probs.shape == expected.shape == (2, 3)
+    np.testing.assert_allclose(prediction.genre_probs, expected, atol=1e-5)
+    report = json.loads((tmp_path / "multi" / "report.json").read_text())
+    assert set(report["per_label"]) == {"bright", "high", "low"} and "confusion" not in report
+
+
+def test_a_single_label_fit_refuses_tracks_with_several_labels(dataset, tmp_path, capsys):
+    args = ["fit", "--data", str(dataset["csv"]), "--out", str(tmp_path / "x"), *TINY]
+    assert genre_train(args) == 2
+    assert "multi_label=true" in capsys.readouterr().err
+
+
+def test_evaluate_writes_report_with_calibration_and_plots(head_run, dataset, tmp_path):
+    ids = tmp_path / "ids.txt"
+    ids.write_text("low0\nlow1\nhigh0\n")
+    out = tmp_path / "eval"
+    assert genre_train(["evaluate", "--model", str(head_run / "model.pt"), "--data", str(dataset["folder"]),
+                        "--list", str(ids), "--out", str(out), "--cache-dir", str(dataset["cache"])]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["tracks"] == 3 and report["per_label"]["low"]["tracks"] == 2
+    assert 0 <= report["top1"] <= report["top5"] == 1.0
+    assert 0 <= report["macro_f1"] <= 1 and 0 <= report["ece"] <= 1 and 0 <= report["calibrated"]["ece"] <= 1
+    assert sum(map(sum, report["confusion"]["rows_true_cols_predicted"])) == 3
+    assert report["model"]["temperature"] == pytest.approx(torch.load(head_run / "model.pt")["temperature"])
+    for name in ("confusion.png", "reliability.png", "curves.png"):
+        assert (out / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_original_head_format_loads_unchanged():
+    model, record = load_model(DEFAULT_HEAD)
+    head, original = load_head(DEFAULT_HEAD)
+    tags = torch.rand(4, 50)
+    torch.testing.assert_close(model(tags), head(tags))
+    assert record["kind"] == "head" and record["temperature"] == 1.0 and record["version"] == original["version"]
+
+
+def test_a_checkpoint_from_other_log_mel_settings_is_refused(head_run, tmp_path):
+    record = torch.load(head_run / "model.pt", weights_only=True)
+    record["frontend"] = {**record["frontend"], "n_mels": 128}
+    torch.save(record, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="log-mel settings"):
+        load_model(tmp_path / "other.pt")
+
+
+def test_tune_runs_trials_and_writes_the_best_config(dataset, tmp_path):
+    out = tmp_path / "study"
+    assert genre_train(["tune", "--data", str(dataset["folder"]), "--out", str(out), "--trials", "2",
+                        "--cache-dir", str(dataset["cache"]), *TINY, "--set", "epochs=2"]) == 0
+    assert (out / "study.db").is_file() and (out / "trial_000" / "model.pt").is_file()
+    assert (out / "trial_001" / "model.pt").is_file()
+    import yaml
+
+    best = yaml.safe_load((out / "best_config.yaml").read_text())
+    assert best["epochs"] == 2 and 1e-4 <= best["lr"] <= 3e-2 and 0 <= best["mixup"] <= 0.5
+
+
+def test_baseline_trains_and_scores_hand_crafted_features(dataset, tmp_path):
+    out = tmp_path / "baseline"
+    assert genre_train(["baseline", "--data", str(dataset["folder"]), "--out", str(out), "--holdout", "0.25",
+                        "--cache-dir", str(dataset["cache"])]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["tracks"] == 2 and report["train_tracks"] == 6 and report["model"]["features"] > 50
+    assert (out / "baseline.pkl").is_file() and (out / "confusion.png").is_file()
+
+
+def test_embed_writes_one_backbone_embedding_per_file(dataset, tmp_path):
+    out = tmp_path / "emb.npz"
+    assert genre_train(["embed", "--data", str(dataset["folder"]), "--out", str(out),
+                        "--cache-dir", str(dataset["cache"])]) == 0
+    data = np.load(out)
+    assert data["embeddings"].shape == (8, 200) and np.isfinite(data["embeddings"]).all()
+    assert sorted(set(data["labels"])) == ["high", "low"] and str(data["layer"]) == "penultimate"
+    # Tracks of one sound are closer to each other than to the other sound.
+    e = data["embeddings"] / np.linalg.norm(data["embeddings"], axis=1, keepdims=True)
+    same = data["labels"][:, None] == data["labels"][None, :]
+    similarity = e @ e.T
+    assert similarity[same & ~np.eye(8, dtype=bool)].mean() > similarity[~same].mean()
