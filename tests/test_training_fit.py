@@ -197,3 +197,29 @@ def test_embed_writes_one_backbone_embedding_per_file(dataset, tmp_path):
     same = data["labels"][:, None] == data["labels"][None, :]
     similarity = e @ e.T
     assert similarity[same & ~np.eye(8, dtype=bool)].mean() > similarity[~same].mean()
+
+
+def test_a_worker_serves_the_trained_checkpoint(head_run, dataset, service_env):
+    from stack import ARTIFACTS, finished, start_worker, stop, wait_for
+
+    from api import create_app
+    from shared import jobs
+    from shared.model_version import model_version
+
+    # A Redis database of its own, so only this worker (with this model) takes the job.
+    env = {**service_env, "REDIS_URL": service_env["REDIS_URL"].rsplit("/", 1)[0] + "/2",
+           "MODEL_PATH": str(head_run / "model.pt")}
+    settings = Settings.from_env(env)
+    worker = start_worker(env, "custom@%h", ARTIFACTS / "worker-custom.log")
+    try:
+        wait_for(lambda: jobs.live_workers(jobs.get_redis(settings)), 60, "the worker with the trained model")
+        client = create_app(settings).test_client()
+        with open(dataset["folder"] / "low" / "low2.mp3", "rb") as f:
+            location = client.post("/api/v1/jobs", data={"file": (f, "low2.mp3")},
+                                   content_type="multipart/form-data").headers["Location"]
+        job = finished(client, location)
+    finally:
+        stop(worker)
+    assert job["status"] == "succeeded", job.get("error")
+    assert {g["genre"] for g in job["result"]["top5"]} == {"high", "low"}
+    assert job["result"]["model"]["version"] == model_version(head_run / "model.pt")

@@ -46,11 +46,11 @@ def _check_model_files(**_) -> None:
     # In the main process, before any pool process starts: a missing or foreign checkpoint
     # stops the worker here, so it never reports ready and takes no job. (The model itself
     # loads in each pool process: torch state must not cross a fork.)
-    from shared.head import load_head
+    from shared.genre_model import load_model
     from shared.musicnn import weights_dir
 
     try:
-        _, record = load_head(settings.model_path)
+        _, record = load_model(settings.model_path)
         weights_dir(record["backbone"])
     except Exception as error:
         log.critical("cannot start: %s", error)
