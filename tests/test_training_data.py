@@ -116,3 +116,22 @@ def test_mixup_blends_inputs_and_targets_alike():
     torch.testing.assert_close(mixed_x, mixed_y)  # x and y were equal, so they stay equal
     torch.testing.assert_close(mixed_y.sum(1), torch.ones(4))
     assert (mixed_y.max(1).values >= 0.5).all()
+
+
+def test_a_list_naming_two_files_of_one_name_is_refused(tmp_path):
+    from training.data import Track, select_ids
+
+    tracks = [Track(tmp_path / "jazz" / "01.mp3", ("jazz",), "01"), Track(tmp_path / "rock" / "01.mp3", ("rock",), "01")]
+    with pytest.raises(ValueError, match="matches both"):
+        select_ids(tracks, {"01"}, "ids.txt")
+
+
+def test_a_csv_with_a_byte_order_mark_or_missing_files_is_read_or_refused_clearly(tmp_path):
+    from training.data import build_index
+
+    (tmp_path / "a.mp3").write_bytes(b"x")
+    (tmp_path / "bom.csv").write_text("path,label\na.mp3,jazz\n", encoding="utf-8-sig")
+    assert [t.labels for t in build_index(tmp_path / "bom.csv")] == [("jazz",)]
+    (tmp_path / "missing.csv").write_text("path,label\na.mp3,jazz\nb.mp3,rock\n")
+    with pytest.raises(ValueError, match="1 listed file"):
+        build_index(tmp_path / "missing.csv")

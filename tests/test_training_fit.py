@@ -90,7 +90,10 @@ def test_each_network_kind_trains_resumes_and_serves(kind, dataset, tmp_path):
     fit(dataset, out, f"model={kind}", "epochs=1", "width=4", "depth=2", "lr=0.001")
     assert genre_train(["fit", "--data", str(dataset["folder"]), "--out", str(out), "--resume",
                         "--set", "epochs=2", "--cache-dir", str(dataset["cache"])]) == 0
-    assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1, 2]
+    history = json.loads((out / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2]
+    # The cosine schedule spans the new epoch count, so the resumed epoch still learns.
+    assert history[0]["lr"] == pytest.approx(0.001) and history[1]["lr"] == pytest.approx(0.0005)
 
     classifier = GenreClassifier(Settings(model_path=out / "model.pt"))
     assert classifier.kind == kind and classifier.head.labels == ["high", "low"]
@@ -105,6 +108,28 @@ def test_each_network_kind_trains_resumes_and_serves(kind, dataset, tmp_path):
     pretrained = GenreClassifier(Settings())
     reference = pretrained.predict(decode(dataset["folder"] / "low" / "low0.mp3", Settings()))
     np.testing.assert_allclose(prediction.tag_probs, reference.tag_probs, atol=1e-6)
+
+
+def test_resuming_with_another_model_or_split_is_refused(head_run, dataset, capsys):
+    for change in ("model=cnn", "holdout=0.5", "seed=7"):
+        code = genre_train(["fit", "--data", str(dataset["folder"]), "--out", str(head_run), "--resume",
+                            "--set", change, "--cache-dir", str(dataset["cache"])])
+        assert code == 2 and "differ" in capsys.readouterr().err
+
+
+def test_holdout_report_scores_only_holdout_tracks_when_file_names_repeat(tmp_path):
+    from conftest import make_audio
+
+    root = tmp_path / "music"
+    for label, pitch in (("low", 0.5), ("high", 2.0)):
+        for i in range(4):
+            (root / label).mkdir(parents=True, exist_ok=True)
+            make_audio(root / label / f"{i:02d}.mp3", 4.0, pitch=pitch * (1 + 0.05 * i))  # same names in both
+    out = tmp_path / "run"
+    assert genre_train(["fit", "--data", str(root), "--out", str(out), *TINY, "--set", "epochs=2"]) == 0
+    split = json.loads((out / "split.json").read_text())
+    assert set(split["train_paths"]).isdisjoint(split["holdout_paths"])
+    assert json.loads((out / "report.json").read_text())["tracks"] == len(split["holdout_paths"]) == 2
 
 
 def test_multi_label_fit_from_csv_gives_one_sigmoid_per_label(dataset, tmp_path):
@@ -141,7 +166,7 @@ def test_evaluate_writes_report_with_calibration_and_plots(head_run, dataset, tm
     report = json.loads((out / "report.json").read_text())
     assert report["tracks"] == 3 and report["per_label"]["low"]["tracks"] == 2
     assert 0 <= report["top1"] <= report["top5"] == 1.0
-    assert 0 <= report["macro_f1"] <= 1 and 0 <= report["ece"] <= 1 and 0 <= report["calibrated"]["ece"] <= 1
+    assert 0 <= report["macro_f1"] <= 1 and 0 <= report["ece"] <= 1 and 0 <= report["without_temperature"]["ece"] <= 1
     assert sum(map(sum, report["confusion"]["rows_true_cols_predicted"])) == 3
     assert report["model"]["temperature"] == pytest.approx(torch.load(head_run / "model.pt")["temperature"])
     for name in ("confusion.png", "reliability.png", "curves.png"):

@@ -42,21 +42,18 @@ def _fit(args) -> None:
         config.cache_dir = str(args.cache_dir)
     model = fit(config, args.data, args.out, resume=args.resume)
     # Report on the holdout: the tracks fit kept aside, through the service's own path.
-    holdout = set(json.loads((args.out / "split.json").read_text())["holdout"])
-    tracks = [t for t in build_index(args.data) if t.id in holdout]
+    holdout = set(json.loads((args.out / "split.json").read_text())["holdout_paths"])
+    tracks = [t for t in build_index(args.data) if str(t.path) in holdout]
     evaluate(model, tracks, args.out, config.cache_dir or args.out / "cache")
 
 
 def _evaluate(args) -> None:
-    from training.data import build_index, read_ids
+    from training.data import build_index, read_ids, select_ids
     from training.evaluate import evaluate
 
     tracks = build_index(args.data)
     if args.list:
-        ids = read_ids(args.list)
-        tracks = [t for t in tracks if t.id in ids]
-    if not tracks:
-        raise ValueError(f"no track of {args.data} to evaluate")
+        tracks = select_ids(tracks, read_ids(args.list), args.list)
     out = args.out or args.model.parent / f"evaluation-{args.list.stem if args.list else args.data.stem}"
     evaluate(args.model, tracks, out, args.cache_dir or out / "cache")
 
@@ -73,20 +70,17 @@ def _tune(args) -> None:
 
 def _baseline(args) -> None:
     from training.baseline import baseline
-    from training.data import build_index, read_ids, stratified_split
+    from training.data import build_index, read_ids, select_ids, stratified_split
 
     tracks = build_index(args.data)
+    test = select_ids(tracks, read_ids(args.eval_list), args.eval_list) if args.eval_list else []
     if args.train_list:
-        ids = read_ids(args.train_list)
-        train = [t for t in tracks if t.id in ids]
-    else:
-        train = tracks
-    if args.eval_list:
-        ids = read_ids(args.eval_list)
-        test = [t for t in tracks if t.id in ids]
-        if {t.id for t in test} & {t.id for t in train}:
-            raise ValueError("the train and evaluation lists share tracks")
-    else:
+        train = select_ids(tracks, read_ids(args.train_list), args.train_list)
+    else:  # everything not evaluated on
+        train = [t for t in tracks if t not in test]
+    if set(test) & set(train):
+        raise ValueError("the train and evaluation lists share tracks")
+    if not args.eval_list:
         train, test = stratified_split(train, args.holdout, args.seed)
     baseline(train, test, args.out, args.cache_dir or args.out / "cache", args.classifier, args.seed)
 
@@ -126,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     base = commands.add_parser("baseline", help="hand-crafted features with a random forest or logistic regression")
     _data_args(base)
     base.add_argument("--out", required=True, type=Path)
-    base.add_argument("--train-list", type=Path, help="track ids to train on (default: all)")
+    base.add_argument("--train-list", type=Path, help="track ids to train on (default: all not in --eval-list)")
     base.add_argument("--eval-list", type=Path, help="track ids to score (default: a stratified holdout)")
     base.add_argument("--classifier", choices=("forest", "logistic"), default="forest")
     base.add_argument("--holdout", type=float, default=0.2, help="held-out share when no --eval-list")

@@ -70,7 +70,8 @@ def build_index(data: str | Path) -> list[Track]:
 def _read_csv(path: Path) -> list[Track]:
     labels: dict[Path, list[str]] = defaultdict(list)
     groups: dict[Path, str] = {}
-    with path.open(newline="") as handle:
+    # utf-8-sig: a CSV saved by a spreadsheet may start with a byte-order mark.
+    with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         column = next((c for c in ("label", "labels") if c in (reader.fieldnames or [])), None)
         if "path" not in (reader.fieldnames or []) or column is None:
@@ -81,6 +82,9 @@ def _read_csv(path: Path) -> list[Track]:
                 if label.strip() and label.strip() not in labels[audio]:
                     labels[audio].append(label.strip())
             groups[audio] = (row.get("group") or "").strip()
+    missing = [audio for audio in labels if not audio.is_file()]
+    if missing:
+        raise ValueError(f"{path}: {len(missing)} listed file(s) do not exist, e.g. {missing[0]}")
     return [Track(audio, tuple(names), audio.stem, groups[audio]) for audio, names in labels.items() if names]
 
 
@@ -91,6 +95,21 @@ def label_names(tracks: list[Track]) -> list[str]:
 def read_ids(path: str | Path) -> set[str]:
     """Track ids of a split list: one per line, file names without extension."""
     return {line.strip() for line in Path(path).read_text().splitlines() if line.strip()}
+
+
+def select_ids(tracks: list[Track], ids: set[str], source: str | Path) -> list[Track]:
+    """The tracks a list names. Ids are file names without extension, so two files of one
+    name (``jazz/01.mp3`` and ``rock/01.mp3``) cannot be told apart by a list: refused."""
+    chosen = [t for t in tracks if t.id in ids]
+    seen: dict[str, Path] = {}
+    for track in chosen:
+        if track.id in seen:
+            raise ValueError(f"{source} names {track.id!r}, which matches both {seen[track.id]} and {track.path}; "
+                             "give the files distinct names to split by a list")
+        seen[track.id] = track.path
+    if not chosen:
+        raise ValueError(f"no track is named in {source}")
+    return chosen
 
 
 def split_by_lists(tracks: list[Track], train_ids: set[str], valid_ids: set[str]) -> tuple[list[Track], list[Track]]:
@@ -143,7 +162,7 @@ def load_patches(tracks: list[Track], cache_dir: str | Path, settings: Settings 
 
     Decoded once and cached; a file that fails to decode gives None (and a warning).
     """
-    settings = settings or Settings()
+    settings = settings or Settings.from_env()
     cache = Path(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
     result = []

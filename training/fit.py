@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from shared.musicnn import load_pretrained
 from training.augment import mixup, spec_augment
 from training.config import Config, write_config
 from training.data import (Track, build_index, label_names, load_frontend_maps, load_patches, read_ids,
-                           stratified_split, targets)
+                           select_ids, stratified_split, targets)
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +37,7 @@ def select_tracks(config: Config, data: str | Path) -> tuple[list[Track], list[s
     """The tracks to train on (the train list's, when given) and their sorted labels."""
     tracks = build_index(data)
     if config.train_list:
-        ids = read_ids(config.train_list)
-        tracks = [t for t in tracks if t.id in ids]
-        if not tracks:
-            raise ValueError(f"no track of {data} is named in {config.train_list}")
+        tracks = select_ids(tracks, read_ids(config.train_list), config.train_list)
     if not config.multi_label and any(len(t.labels) > 1 for t in tracks):
         raise ValueError("some tracks have several labels: set multi_label=true")
     return tracks, label_names(tracks)
@@ -50,6 +48,8 @@ def model_inputs(config: Config, tracks: list[Track], cache_dir: Path) -> tuple[
     """Per track, what the model trains on: log-mel patches (cnn), front-end maps (finetune) or tags (head)."""
     patches = load_patches(tracks, cache_dir)
     kept = [(t, p) for t, p in zip(tracks, patches) if p is not None]
+    if not kept:
+        raise ValueError(f"none of {len(tracks)} tracks could be decoded (see the warnings above)")
     tracks, patches = [t for t, _ in kept], [p for _, p in kept]
     if config.model == "cnn":
         return tracks, patches
@@ -120,19 +120,37 @@ def holdout_scores(logits: torch.Tensor, y: torch.Tensor, owner: np.ndarray, mul
     return {"loss": float(loss_fn(logits / temperature, y, multi_label)), "top1": float(hit.mean())}
 
 
-def fit_temperature(logits: torch.Tensor, y: torch.Tensor, multi_label: bool) -> float:
-    """The temperature that minimises the holdout loss (Guo et al., 2017); top-1 does not change."""
+def track_loss(logits: torch.Tensor, y: torch.Tensor, owner: np.ndarray, multi_label: bool,
+               temperature: torch.Tensor | float) -> torch.Tensor:
+    """Loss of the track probabilities the service reports: the mean of tempered segment probabilities."""
+    probs = probabilities(logits / temperature, multi_label)
+    index = torch.from_numpy(owner).long()
+    count = torch.bincount(index).clamp_min(1).unsqueeze(1).float()
+    track_probs = torch.zeros(int(index.max()) + 1, probs.shape[1]).index_add(0, index, probs) / count
+    track_y = torch.zeros_like(track_probs).index_copy(0, index, y)
+    track_probs = track_probs.clamp(1e-6, 1 - 1e-6)
+    if multi_label:
+        return F.binary_cross_entropy(track_probs, track_y)
+    return -(track_y * track_probs.log()).sum(1).mean()
+
+
+def fit_temperature(logits: torch.Tensor, y: torch.Tensor, owner: np.ndarray, multi_label: bool) -> float:
+    """The temperature that minimises the holdout's track-level loss (Guo et al., 2017, applied
+    to the songs' mean probabilities, as served); 1 when no temperature does better than none."""
     log_t = torch.zeros(1, requires_grad=True)
     optimizer = torch.optim.LBFGS([log_t], lr=0.1, max_iter=200, line_search_fn="strong_wolfe")
 
     def closure():
         optimizer.zero_grad()
-        loss = loss_fn(logits / log_t.exp(), y, multi_label)
+        loss = track_loss(logits, y, owner, multi_label, log_t.exp())
         loss.backward()
         return loss
 
     optimizer.step(closure)
-    return float(log_t.detach().exp().clamp(0.05, 20))
+    temperature = float(log_t.detach().exp().clamp(0.05, 20))
+    with torch.no_grad():
+        better = track_loss(logits, y, owner, multi_label, temperature) < track_loss(logits, y, owner, multi_label, 1.0)
+    return temperature if better else 1.0
 
 
 def fit(config: Config, data: str | Path, out: str | Path, resume: bool = False) -> Path:
@@ -154,8 +172,9 @@ def fit(config: Config, data: str | Path, out: str | Path, resume: bool = False)
         raise ValueError("the holdout is empty: early stopping needs at least two tracks of some label")
     train_tracks, train_inputs = model_inputs(config, train_tracks, cache_dir)
     hold_tracks, hold_inputs = model_inputs(config, hold_tracks, cache_dir)
-    (out / "split.json").write_text(json.dumps(
-        {"data": str(data), "train": [t.id for t in train_tracks], "holdout": [t.id for t in hold_tracks]}, indent=1))
+    split = {"data": str(data), "train": [t.id for t in train_tracks], "holdout": [t.id for t in hold_tracks],
+             "train_paths": [str(t.path) for t in train_tracks], "holdout_paths": [str(t.path) for t in hold_tracks]}
+    (out / "split.json").write_text(json.dumps(split, indent=1))
     train_x, train_y, _ = stack(train_inputs, targets(train_tracks, labels))
     hold_x, hold_y, hold_owner = stack(hold_inputs, targets(hold_tracks, labels))
     print(f"{len(labels)} labels, {len(train_tracks)} training tracks ({len(train_x)} segments), "
@@ -164,11 +183,22 @@ def fit(config: Config, data: str | Path, out: str | Path, resume: bool = False)
     model = new_model(config, labels, train_x).to(device)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    # Closed-form cosine over config.epochs: a run resumed with more epochs picks up the
+    # schedule at its epoch, instead of continuing from a rate already decayed to zero.
+    def lr_factor(epoch: int) -> float:
+        return 0.5 * (1 + math.cos(math.pi * min(epoch, config.epochs) / config.epochs))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     state = {"epoch": 0, "best_loss": float("inf"), "bad_epochs": 0, "history": []}
+    run = {"labels": labels, "kind": config.model, "arch": config.arch(), "split": split["train_paths"]}
     if resume and (out / "last.pt").is_file():
-        saved = torch.load(out / "last.pt", map_location=device, weights_only=False)
+        # On the CPU: the saved random-number states must stay CPU tensors.
+        saved = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
+        different = [key for key in run if saved.get("run", {}).get(key) != run[key]]
+        if different:
+            raise ValueError(f"--resume continues the run in {out} only with the same data, labels, split and "
+                             f"model; these differ: {', '.join(different)}")
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
@@ -176,7 +206,10 @@ def fit(config: Config, data: str | Path, out: str | Path, resume: bool = False)
         generator.set_state(saved["generator"])
         torch.set_rng_state(saved["torch_rng"])
         state = saved["state"]
-        scheduler.T_max = config.epochs  # a resumed run may have been given more epochs
+        for group, base in zip(optimizer.param_groups, scheduler.base_lrs):
+            group["lr"] = base * lr_factor(scheduler.last_epoch)  # the saved rate followed the old epoch count
+        if config.epochs > saved.get("epochs", config.epochs):
+            state["bad_epochs"] = 0  # more epochs were asked for: give them their patience again
         print(f"resuming after epoch {state['epoch']}")
     writer = SummaryWriter(str(out / "tensorboard"))
     metadata = {"data": str(data), "config": config.to_dict(), "train_tracks": len(train_tracks),
@@ -207,12 +240,13 @@ def fit(config: Config, data: str | Path, out: str | Path, resume: bool = False)
             scaler.step(optimizer)
             scaler.update()
             total, seen = total + loss.item() * len(index), seen + len(index)
+        lr = optimizer.param_groups[0]["lr"]  # the rate this epoch ran at
         scheduler.step()
 
         scores = holdout_scores(predict_logits(model, config.model, hold_x, device), hold_y, hold_owner,
                                 config.multi_label)
         row = {"epoch": epoch + 1, "train_loss": total / seen, "holdout_loss": scores["loss"],
-               "holdout_top1": scores["top1"], "lr": scheduler.get_last_lr()[0],
+               "holdout_top1": scores["top1"], "lr": lr,
                "seconds": round(time.perf_counter() - started, 1)}
         state["history"].append(row)
         for key in ("train_loss", "holdout_loss", "holdout_top1", "lr"):
@@ -228,7 +262,8 @@ def fit(config: Config, data: str | Path, out: str | Path, resume: bool = False)
             state["bad_epochs"] += 1
         torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-                    "generator": generator.get_state(), "torch_rng": torch.get_rng_state(), "state": state},
+                    "generator": generator.get_state(), "torch_rng": torch.get_rng_state(), "state": state,
+                    "run": run, "epochs": config.epochs},
                    out / "last.pt")
         if state["bad_epochs"] >= config.patience:
             print(f"early stop after epoch {epoch + 1}: no lower holdout loss for {config.patience} epochs")
@@ -240,7 +275,7 @@ def fit(config: Config, data: str | Path, out: str | Path, resume: bool = False)
 
     best, record = load_model(out / "model.pt")
     logits = predict_logits(best.to(device), config.model, hold_x, device)
-    temperature = fit_temperature(logits, hold_y, config.multi_label)
+    temperature = fit_temperature(logits, hold_y, hold_owner, config.multi_label)
     metadata = {**record["metadata"], "history": state["history"], "labels": labels,
                 "holdout_calibrated": holdout_scores(logits, hold_y, hold_owner, config.multi_label, temperature),
                 "train_seconds": round(time.perf_counter() - started, 1)}
