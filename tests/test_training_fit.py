@@ -65,7 +65,9 @@ def test_fit_writes_checkpoint_report_plots_and_logs(head_run):
     record = torch.load(head_run / "model.pt", weights_only=True)
     assert record["format"] == "genre-model/1" and record["kind"] == "head"
     assert record["labels"] == ["high", "low"] and record["frontend"] == FRONTEND
-    assert record["temperature"] > 0 and record["metadata"]["holdout"]["loss"] > 0
+    # A temperature is fitted on the holdout but, by default, not served.
+    assert record["temperature"] == 1.0 and record["metadata"]["fitted_temperature"] > 0
+    assert record["metadata"]["holdout"]["loss"] > 0
     history = record["metadata"]["history"]
     assert len(history) == 8 and history[-1]["train_loss"] < history[0]["train_loss"]
     report = json.loads((head_run / "report.json").read_text())
@@ -108,6 +110,11 @@ def test_each_network_kind_trains_resumes_and_serves(kind, dataset, tmp_path):
     pretrained = GenreClassifier(Settings())
     reference = pretrained.predict(decode(dataset["folder"] / "low" / "low0.mp3", Settings()))
     np.testing.assert_allclose(prediction.tag_probs, reference.tag_probs, atol=1e-6)
+
+
+def test_calibrate_serves_the_temperature_fitted_on_the_holdout(dataset, tmp_path):
+    record = torch.load(fit(dataset, tmp_path / "calibrated", "epochs=2", "calibrate=true"), weights_only=True)
+    assert record["temperature"] == record["metadata"]["fitted_temperature"] > 0
 
 
 def test_resuming_with_another_model_or_split_is_refused(head_run, dataset, capsys):

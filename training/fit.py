@@ -5,7 +5,8 @@ trained and which were held out), ``model.pt`` (the best checkpoint by holdout l
 by the service through MODEL_PATH), ``last.pt`` (the state to resume from), ``history.json``,
 ``tensorboard/``, and the holdout evaluation (``report.json`` and PNG plots).
 
-Early stopping and temperature scaling use a holdout carved from the training tracks only.
+Early stopping and temperature scaling (served only with ``calibrate``) use a holdout carved
+from the training tracks only.
 """
 from __future__ import annotations
 
@@ -270,13 +271,14 @@ def fit(config: Config, data: str | Path, out: str | Path, resume: bool = False)
             break
     writer.close()
 
-    # Calibrate the best model on the holdout and store the temperature with it.
+    # Fit a temperature on the holdout; it is served only when calibrate is set (see config.py).
     from shared.genre_model import load_model
 
     best, record = load_model(out / "model.pt")
     logits = predict_logits(best.to(device), config.model, hold_x, device)
-    temperature = fit_temperature(logits, hold_y, hold_owner, config.multi_label)
-    metadata = {**record["metadata"], "history": state["history"], "labels": labels,
+    fitted = fit_temperature(logits, hold_y, hold_owner, config.multi_label)
+    temperature = fitted if config.calibrate else 1.0
+    metadata = {**record["metadata"], "history": state["history"], "labels": labels, "fitted_temperature": fitted,
                 "holdout_calibrated": holdout_scores(logits, hold_y, hold_owner, config.multi_label, temperature),
                 "train_seconds": round(time.perf_counter() - started, 1)}
     save_model(best, out / "model.pt", config.model, config.arch(), config.backbone, metadata, temperature)
