@@ -143,13 +143,18 @@ def _clean_title(filename: str | None) -> str:
     return re.sub(r"[\x00-\x1f\x7f]", "", stem)[:200]
 
 
-@bp.get("/<record_id>")
-def status(record_id: str):
-    record = jobs.get(get_redis(), "job", record_id)
+def record_response(kind: str, record_id: str, view):
+    """200 with a job's or search's public view (and Retry-After while unfinished), or 404."""
+    record = jobs.get(get_redis(), kind, record_id)
     if record is None:
         hours = get_settings().job_ttl_s / 3600
-        raise ApiError(404, "not_found", f"No job {record_id!r}. Jobs are kept for {hours:g} h after they end.")
-    response = jsonify(public_view(record))
+        raise ApiError(404, "not_found", f"No {kind} {record_id!r}. Records are kept for {hours:g} h after they end.")
+    response = jsonify(view(record))
     if record["status"] in ("queued", "running"):
         response.headers["Retry-After"] = str(get_settings().poll_interval_s)
     return response
+
+
+@bp.get("/<record_id>")
+def status(record_id: str):
+    return record_response("job", record_id, public_view)

@@ -1,11 +1,11 @@
 """POST /api/v1/searches and GET /api/v1/searches/{id}: YouTube searches run on a worker."""
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, request
 
 from api.context import get_celery, get_redis, get_settings
 from api.errors import ApiError
-from api.jobs import accepted, check_rate_limit
+from api.jobs import accepted, check_rate_limit, record_response
 from shared import jobs
 from shared.queue import SEARCH
 
@@ -41,11 +41,4 @@ def submit():
 
 @bp.get("/<record_id>")
 def status(record_id: str):
-    record = jobs.get(get_redis(), "search", record_id)
-    if record is None:
-        hours = get_settings().job_ttl_s / 3600
-        raise ApiError(404, "not_found", f"No search {record_id!r}. Searches are kept for {hours:g} h.")
-    response = jsonify(public_view(record))
-    if record["status"] in ("queued", "running"):
-        response.headers["Retry-After"] = str(get_settings().poll_interval_s)
-    return response
+    return record_response("search", record_id, public_view)

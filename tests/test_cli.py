@@ -1,6 +1,5 @@
 """genre-classify as a user runs it: the installed console script."""
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 
-import pytest
 from openapi_spec_validator import validate as validate_spec
 from stack import ARTIFACTS, REPO, assert_conforms, finished, free_port, start_worker, stop, wait_for
 
