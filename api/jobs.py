@@ -101,11 +101,8 @@ def _create_job(job_id: str, source: dict, work: dict, content_key: str | None) 
     version = get_model_version()
     cached = jobs.cached_result(r, version, content_key)
     if cached is not None:
-        source = {**source, "title": source["title"] or cached["source"].get("title"),
-                  "duration_s": cached["source"].get("duration_s")}
-        total = cached["progress_total"]
-        jobs.create(r, settings, "job", job_id, source=source, cached=True, progress={"done": 0, "total": total})
-        jobs.succeed(r, settings, "job", job_id, result=cached["result"], progress={"done": total, "total": total})
+        jobs.create(r, settings, "job", job_id, source=source, cached=True, progress={"done": 0, "total": 0})
+        jobs.succeed_from_cache(r, settings, job_id, source, cached)
         log.info("job %s answered from the cache (%s)", job_id, content_key)
         return public_view(jobs.get(r, "job", job_id))
     record = jobs.create(r, settings, "job", job_id, source=source, cached=False, progress={"done": 0, "total": 0},

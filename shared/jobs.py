@@ -16,8 +16,6 @@ import redis
 
 from shared.settings import Settings
 
-STATUSES = ("queued", "running", "succeeded", "failed")
-STAGES = ("queued", "downloading", "decoding", "analyzing", "done")
 # Sets fields only while the record exists and is unfinished, in one step, so a late
 # progress report can never overwrite a finished record.
 _UPDATE_UNFINISHED = """
@@ -126,9 +124,21 @@ def cached_result(r: redis.Redis, model_version: str, content_key: str | None) -
 
 
 def remember_result(r: redis.Redis, settings: Settings, model_version: str, content_key: str | None,
-                    result: dict) -> None:
+                    cached: dict) -> None:
+    """Keep ``{"result", "source"}`` of a finished job for later jobs on the same content."""
     if content_key:
-        r.set(_cache_key(model_version, content_key), json.dumps(result), ex=settings.job_ttl_s)
+        r.set(_cache_key(model_version, content_key), json.dumps(cached), ex=settings.job_ttl_s)
+
+
+def succeed_from_cache(r: redis.Redis, settings: Settings, job_id: str, source: dict, cached: dict) -> bool:
+    """Finish a job with a cached result: its own source, given the content's duration (and
+    title, when it has none of its own)."""
+    total = len(cached["result"]["segments"])
+    source = {**source, "title": source.get("title") or cached["source"].get("title"),
+              "duration_s": cached["source"].get("duration_s")}
+    update(r, "job", job_id, cached=True)
+    return succeed(r, settings, "job", job_id, result=cached["result"], source=source,
+                   progress={"done": total, "total": total})
 
 
 # --- Rate limiting and worker liveness.

@@ -72,6 +72,10 @@ def content_key(info: dict) -> str:
     return "url:" + hashlib.sha256(url.encode()).hexdigest()[:32]
 
 
+def _too_big(settings: Settings) -> DownloadFailed:
+    return DownloadFailed(f"The audio is larger than the {settings.max_download_mb:g} MB download limit.")
+
+
 def _refusal(error: DownloadError) -> AnalysisError:
     text = str(error).removeprefix("ERROR: ")
     if any(marker in text.lower() for marker in _UNAVAILABLE):
@@ -114,14 +118,14 @@ def download(url: str, dest: Path, settings: Settings,
                 before_download(info)
             info = ydl.process_ie_result(info, download=True)
     except _TooBig:
-        raise DownloadFailed(f"The audio is larger than the {settings.max_download_mb:g} MB download limit.") from None
+        raise _too_big(settings) from None
     except DownloadError as error:
         if isinstance(error.exc_info[1] if error.exc_info else None, _TooBig):
-            raise DownloadFailed(f"The audio is larger than the {settings.max_download_mb:g} MB download limit.") from None
+            raise _too_big(settings) from None
         raise _refusal(error) from None
     files = [Path(d["filepath"]) for d in info.get("requested_downloads", []) if d.get("filepath")]
     files = [f for f in files if f.is_file()]
     if not files:
         # yt-dlp skips a file over max_filesize without raising.
-        raise DownloadFailed(f"The audio is larger than the {settings.max_download_mb:g} MB download limit.")
+        raise _too_big(settings)
     return Downloaded(files[0], info.get("title"), duration, content_key(info))

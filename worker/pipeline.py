@@ -47,7 +47,8 @@ def run(job_id: str, settings: Settings, classifier: GenreClassifier, worker: st
     try:
         _analyse(r, job, work, settings, classifier)
     except _AlreadyAnalysed as hit:
-        _succeed_from_cache(r, settings, job, hit.cached)
+        jobs.succeed_from_cache(r, settings, job_id, job["source"], hit.cached)
+        log.info("job %s answered from the cache", job_id)
     except AnalysisError as error:
         log.info("job %s failed: %s (%s)", job_id, error.code, error.message)
         jobs.fail(r, settings, "job", job_id, error.code, error.message)
@@ -123,16 +124,6 @@ def _analyse(r, job: dict, work: Path, settings: Settings, classifier: GenreClas
     total = len(result["segments"])
     if jobs.succeed(r, settings, "job", job_id, result=result, source=source,
                     progress={"done": total, "total": total}):
-        jobs.remember_result(r, settings, classifier.version, content_key,
-                             {"result": result, "source": source, "progress_total": total})
+        jobs.remember_result(r, settings, classifier.version, content_key, {"result": result, "source": source})
         log.info("job %s succeeded: %s", job_id, result["top5"][0]["genre"])
 
-
-def _succeed_from_cache(r, settings: Settings, job: dict, cached: dict) -> None:
-    total = cached["progress_total"]
-    source = {**job["source"], "title": cached["source"].get("title"),
-              "duration_s": cached["source"].get("duration_s")}
-    jobs.update(r, "job", job["id"], cached=True)
-    jobs.succeed(r, settings, "job", job["id"], result=cached["result"], source=source,
-                 progress={"done": total, "total": total})
-    log.info("job %s answered from the cache", job["id"])
