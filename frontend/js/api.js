@@ -1,0 +1,85 @@
+// Talks to the JSON API. Every failure becomes a Problem with the API's error code, so the page can
+// put it in a listener's words (see errors.js).
+
+export class Problem extends Error {
+  constructor(code, message, { status = 0, retryAfter = 0 } = {}) {
+    super(message);
+    this.code = code;
+    this.status = status;
+    this.retryAfter = retryAfter;
+  }
+}
+
+const retryAfterOf = (headers) => Number(headers.get("Retry-After")) || 0;
+
+function problemFrom(status, body, retryAfter) {
+  const error = body && body.error;
+  return new Problem(error ? error.code : `http_${status}`, error ? error.message : `The server answered ${status}.`,
+    { status, retryAfter });
+}
+
+export async function request(path, options = {}) {
+  let response;
+  try {
+    response = await fetch(path, { headers: { Accept: "application/json" }, ...options });
+  } catch {
+    throw new Problem("offline", "The service could not be reached.");
+  }
+  const body = await response.json().catch(() => null);
+  if (!response.ok) throw problemFrom(response.status, body, retryAfterOf(response.headers));
+  return { body, retryAfter: retryAfterOf(response.headers) };
+}
+
+export const postJson = (path, data) =>
+  request(path, { method: "POST", headers: { "Content-Type": "application/json", Accept: "application/json" },
+    body: JSON.stringify(data) });
+
+// fetch() cannot report upload progress, XMLHttpRequest can.
+export function uploadFile(file, onProgress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", "api/v1/jobs");
+    xhr.setRequestHeader("Accept", "application/json");
+    xhr.responseType = "json";
+    xhr.upload.addEventListener("progress", (event) => {
+      if (event.lengthComputable) onProgress(event.loaded / event.total);
+    });
+    xhr.addEventListener("load", () => {
+      const retryAfter = Number(xhr.getResponseHeader("Retry-After")) || 0;
+      if (xhr.status >= 200 && xhr.status < 300) resolve(xhr.response);
+      else reject(problemFrom(xhr.status, xhr.response, retryAfter));
+    });
+    xhr.addEventListener("error", () => reject(new Problem("offline", "The upload could not reach the service.")));
+    const form = new FormData();
+    form.append("file", file);
+    xhr.send(form);
+  });
+}
+
+const sleep = (seconds) => new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+
+// Polls a job or search until it ends. Waits as long as Retry-After says, backs off (up to 30 s)
+// while the service is unwell, and gives up at once on an answer that will not change (e.g. 404).
+// isCurrent() lets the caller stop a poll the listener has navigated away from.
+export async function poll(path, { onUpdate = () => {}, onTrouble = () => {}, isCurrent = () => true } = {}) {
+  let backoff = 1;
+  while (isCurrent()) {
+    let wait;
+    try {
+      const { body, retryAfter } = await request(path);
+      if (!isCurrent()) break;
+      if (body.status === "succeeded" || body.status === "failed") return body;
+      onUpdate(body);
+      backoff = 1;
+      wait = retryAfter || 1;
+    } catch (problem) {
+      const passing = problem.code === "offline" || problem.status === 429 || problem.status >= 500;
+      if (!passing) throw problem;
+      onTrouble(problem);
+      wait = problem.retryAfter || backoff;
+      backoff = Math.min(backoff * 2, 30);
+    }
+    await sleep(wait);
+  }
+  return null;
+}
