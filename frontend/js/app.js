@@ -40,6 +40,13 @@ function route() {
   }
 }
 
+// A failed upload never left the start address, so setting an empty hash would change nothing.
+function goToStart() {
+  if (location.hash) location.hash = "";
+  else route();
+  $("file").focus();
+}
+
 function resetJobView(title, kind) {
   showView("job");
   shown = null;
@@ -187,7 +194,7 @@ function showProblem(problem) {
   $("error-detail").textContent = detail;
   const again = RETRYABLE.has(problem.code) && lastAttempt;
   $("retry").textContent = again ? "Try again" : "Choose another song";
-  $("retry").onclick = again ? () => lastAttempt() : () => { location.hash = ""; $("file").focus(); };
+  $("retry").onclick = again ? () => lastAttempt() : goToStart;
 }
 
 async function showResult(job, isCurrent) {
@@ -261,9 +268,6 @@ function followPlayhead() {
 function wire() {
   const fileInput = $("file"), zone = $("drop-zone");
   fileInput.addEventListener("change", () => { if (fileInput.files[0]) submitFile(fileInput.files[0]); fileInput.value = ""; });
-  zone.addEventListener("keydown", (event) => {
-    if (event.key === "Enter" || event.key === " ") { event.preventDefault(); fileInput.click(); }
-  });
   for (const type of ["dragenter", "dragover"]) {
     zone.addEventListener(type, (event) => { event.preventDefault(); zone.classList.add("dragging"); });
   }

@@ -20,7 +20,13 @@ const WORDS = {
 
 export function describe(code, serverMessage) {
   const [title, advice] = WORDS[code] || ["Something went wrong", "Try again."];
-  const detail = serverMessage && !advice.includes(serverMessage) ? `${serverMessage} ${advice}` : advice;
+  let particulars = serverMessage || "";
+  // "Too many requests: at most 10 a minute." under the headline "Too many requests" says it twice.
+  if (particulars.toLowerCase().startsWith(title.toLowerCase())) {
+    particulars = particulars.slice(title.length).replace(/^[\s:.,-]+/, "");
+    particulars = particulars.charAt(0).toUpperCase() + particulars.slice(1);
+  }
+  const detail = particulars && !advice.includes(particulars) ? `${particulars} ${advice}` : advice;
   return { title, detail };
 }
 
