@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-# The service stack's fixtures (redis-server, worker, app): tests/support/stack.py.
-pytest_plugins = ["stack"]
+# The service stack's fixtures (redis-server, worker, app) and the browser's: tests/support/.
+pytest_plugins = ["stack", "browser_stack"]
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL_FIXTURE = REPO / "tests" / "fixtures" / "musicnn_parity_small.npz"

@@ -1,0 +1,131 @@
+"""The page in Debian's Chromium, driven by Playwright, against the real stack: gunicorn serving the API and
+frontend/, a real Celery worker (only YouTube's network replaced) and a redis-server on a free port."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+from stack import ARTIFACTS, REPO, free_port, stop, wait_for
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = ARTIFACTS / "screenshots"
+# As root in a sandbox with no outside network: without the background-networking flags Chromium keeps
+# trying Google's hosts, and without --no-sandbox it will not start as root.
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--autoplay-policy=no-user-gesture-required"]
+# Small enough that a too-large file is quick to make, large enough for a four-minute MP3.
+MAX_UPLOAD_MB = 8
+
+
+def start_api(env: dict, log_name: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "8",
+         "api:create_app()"],
+        cwd=REPO, env={**os.environ, **env}, stdout=open(ARTIFACTS / log_name, "w"), stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}/"
+
+    def ready():
+        try:
+            return urllib.request.urlopen(base + "api/v1/limits", timeout=2).status == 200
+        except (urllib.error.URLError, ConnectionError):
+            return proc.poll() is not None
+    wait_for(ready, 30, "gunicorn", interval=0.2)
+    assert proc.poll() is None, (ARTIFACTS / log_name).read_text()
+    return proc, base
+
+
+@pytest.fixture(scope="session")
+def site(service_env, worker):
+    """The page's address, served as in the embedded default."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    proc, base = start_api({**service_env, "MAX_UPLOAD_MB": str(MAX_UPLOAD_MB)}, "browser-api.log")
+    yield base
+    stop(proc)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing; `make install` installs Debian's chromium package")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = (yield).get_result()
+    if report.when == "call" and report.failed:
+        item.rep_failed = True
+
+
+def _open_page(browser, request, **context_options):
+    context = browser.new_context(**context_options)
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    context.close()
+    # An uncaught script error fails the test that caused it, even when the page looked right.
+    if not getattr(request.node, "rep_failed", False):
+        assert not errors, f"the page threw: {errors}"
+
+
+@pytest.fixture
+def page(browser, request):
+    yield from _open_page(browser, request, viewport={"width": 1280, "height": 900})
+
+
+@pytest.fixture
+def phone(browser, request):
+    yield from _open_page(browser, request, viewport={"width": 390, "height": 844}, device_scale_factor=2,
+                          is_mobile=True, has_touch=True)
+
+
+@pytest.fixture
+def shot():
+    """Saves a screenshot of each state the test reaches, for a person to look at."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    def save(page, name: str, full_page: bool = True) -> Path:
+        path = SCREENSHOTS / f"{name}.png"
+        page.screenshot(path=str(path), full_page=full_page)
+        return path
+    return save
+
+
+def api_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def upload(base: str, path: Path) -> dict:
+    """Submits a file the way curl -F would; the job's first view."""
+    boundary = uuid.uuid4().hex
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{path.name}\"\r\n"
+            "Content-Type: application/octet-stream\r\n\r\n").encode() + path.read_bytes() + \
+        f"\r\n--{boundary}--\r\n".encode()
+    request = urllib.request.Request(base + "api/v1/jobs", data=body,
+                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def finished_job(base: str, job_id: str, timeout: float = 120) -> dict:
+    def done():
+        job = api_json(f"{base}api/v1/jobs/{job_id}")
+        return job if job["status"] in ("succeeded", "failed") else None
+    return wait_for(done, timeout, f"job {job_id}", interval=0.2)
