@@ -73,6 +73,13 @@ def test_too_many_submissions_are_refused_with_429_and_retry_after(redis_url):
     assert 1 <= int(refused.headers["Retry-After"]) <= 60
 
 
+def test_limits_tell_a_client_what_the_service_accepts(redis_url):
+    settings = Settings(redis_url=redis_url, max_upload_mb=12.5, max_audio_seconds=600, rate_limit_per_minute=7)
+    body = create_app(settings).test_client().get("/api/v1/limits").get_json()
+    assert body == {"max_upload_mb": 12.5, "max_audio_seconds": 600, "rate_limit_per_minute": 7}
+    assert_conforms(body, "Limits")
+
+
 def test_unknown_path_and_wrong_method_are_json_errors(client):
     assert client.get("/api/v1/nothing").get_json()["error"]["code"] == "not_found"
     response = client.delete("/api/v1/jobs")
