@@ -3,6 +3,7 @@
 Each test saves screenshots of the states it reaches in tests/artifacts/screenshots/."""
 from __future__ import annotations
 
+import math
 import re
 import subprocess
 from pathlib import Path
@@ -28,6 +29,11 @@ document.addEventListener("DOMContentLoaded", () => {
 """
 
 
+def shown_percent(p: float) -> str:
+    """As the page writes it: JavaScript's Math.round rounds halves up, Python's round() to even."""
+    return f"{math.floor(p * 100 + 0.5)}%"
+
+
 def job_id_of(page) -> str:
     page.wait_for_url(re.compile(r"#/jobs/[0-9a-f]+$"))
     return page.url.rsplit("/", 1)[1]
@@ -48,7 +54,7 @@ def expect_result_of(page, job: dict) -> None:
     bars = page.locator("#top5 .bar-row")
     expect(bars).to_have_count(5)
     assert bars.locator(".bar-label").all_text_contents() == [g["genre"] for g in result["top5"]]
-    assert bars.locator(".bar-value").all_text_contents() == [f"{round(g['p'] * 100)}%" for g in result["top5"]]
+    assert bars.locator(".bar-value").all_text_contents() == [shown_percent(g["p"]) for g in result["top5"]]
     expect(page.locator("#timeline .cell")).to_have_count(len(result["segments"]))
     expect(page.locator("#tags .chip")).to_have_count(len(result["tags"]))
 
@@ -150,7 +156,7 @@ def test_segment_focus_shows_its_top5_and_arrow_keys_move_between_segments(page,
     segments = job["result"]["segments"]
 
     def expect_tooltip_of(index: int) -> None:
-        expect(tooltip.locator("li")).to_have_text([f"{g['genre']} {round(g['p'] * 100)}%"
+        expect(tooltip.locator("li")).to_have_text([f"{g['genre']} {shown_percent(g['p'])}"
                                                     for g in segments[index]["top5"]])
 
     cells.first.focus()

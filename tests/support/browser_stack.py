@@ -91,8 +91,9 @@ def page(browser, request):
 
 @pytest.fixture
 def phone(browser, request):
+    # Dark, as many phones are set: the phone screenshots show the dark theme.
     yield from _open_page(browser, request, viewport={"width": 390, "height": 844}, device_scale_factor=2,
-                          is_mobile=True, has_touch=True)
+                          is_mobile=True, has_touch=True, color_scheme="dark")
 
 
 @pytest.fixture
