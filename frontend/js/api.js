@@ -75,9 +75,9 @@ export async function poll(path, { onUpdate = () => {}, onTrouble = () => {}, is
     } catch (problem) {
       const passing = problem.code === "offline" || problem.status === 429 || problem.status >= 500;
       if (!passing) throw problem;
-      onTrouble(problem);
       wait = problem.retryAfter || backoff;
       backoff = Math.min(backoff * 2, 30);
+      onTrouble(problem, wait);
     }
     await sleep(wait);
   }

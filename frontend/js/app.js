@@ -155,8 +155,7 @@ async function openJob(id) {
     const job = await poll(`api/v1/jobs/${id}`, {
       isCurrent,
       onUpdate: showStatus,
-      onTrouble: (problem) => {
-        const wait = problem.retryAfter || "a few";
+      onTrouble: (problem, wait) => {
         $("job-stage").textContent = `${describe(problem.code).title}. Still trying (next in ${wait} s)…`;
       },
     });

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from browser_stack import MAX_UPLOAD_MB, api_json, finished_job, start_api, upload
 from playwright.sync_api import expect
-from stack import stop
+from stack import free_port, stop
 
 from conftest import REPO, make_audio
 from shared import jobs
@@ -144,6 +144,24 @@ def test_reload_during_analysis_resumes_polling_to_the_result(page, site, shot, 
     # Uploaded through another client: this browser has no copy to play, and says so.
     expect(page.locator("#player")).to_be_hidden()
     expect(page.locator("#playback-note")).to_contain_text("browser that uploaded")
+
+
+def test_polling_rides_out_an_api_restart_and_then_shows_the_result(page, service_env, worker, shot, tmp_path):
+    port = free_port()
+    proc, base = start_api(service_env, "browser-restarted.log", port)
+    try:
+        submitted = upload(base, make_audio(tmp_path / "through a restart.mp3", 120.0, pitch=1.21))
+        page.goto(f"{base}#/jobs/{submitted['id']}")
+        expect(page.locator("#job-status")).to_be_visible()
+        stop(proc)
+        expect(page.locator("#job-stage")).to_have_text(
+            re.compile(r"We can't reach the service\. Still trying \(next in \d+ s\)"), timeout=30_000)
+        shot(page, "03b-api-restarting", full_page=False)
+        proc, _ = start_api(service_env, "browser-restarted.log", port)
+        expect_result_of(page, finished_job(base, submitted["id"]))
+        expect(page.locator("#job-error")).to_be_hidden()
+    finally:
+        stop(proc)
 
 
 def test_segment_focus_shows_its_top5_and_arrow_keys_move_between_segments(page, site, shot, tmp_path):

@@ -25,12 +25,12 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first
 MAX_UPLOAD_MB = 8
 
 
-def start_api(env: dict, log_name: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
+def start_api(env: dict, log_name: str, port: int | None = None) -> tuple[subprocess.Popen, str]:
+    port = port or free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "8",
          "api:create_app()"],
-        cwd=REPO, env={**os.environ, **env}, stdout=open(ARTIFACTS / log_name, "w"), stderr=subprocess.STDOUT)
+        cwd=REPO, env={**os.environ, **env}, stdout=open(ARTIFACTS / log_name, "a"), stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}/"
 
     def ready():
