@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 import re
 import subprocess
-from pathlib import Path
 
 import pytest
 from browser_stack import MAX_UPLOAD_MB, api_json, finished_job, start_api, upload

@@ -1,35 +1,17 @@
 """`make up`'s launcher: Redis, a worker and the API on one port, from upload to result, stopped by Ctrl-C."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import urllib.error
 import urllib.request
-import uuid
 
 import redis
-from stack import ARTIFACTS, REPO, free_port, wait_for
+from stack import ARTIFACTS, REPO, free_port, http_json, multipart, wait_for
 
 from conftest import make_audio
-
-
-def http_json(url: str, data: bytes | None = None, headers: dict | None = None) -> tuple[int, dict, dict]:
-    request = urllib.request.Request(url, data=data, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, dict(response.headers), json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), json.loads(error.read())
-
-
-def multipart(path) -> tuple[bytes, dict]:
-    boundary = uuid.uuid4().hex
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{path.name}\"\r\n"
-            "Content-Type: audio/mpeg\r\n\r\n").encode() + path.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
-    return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
 
 
 def test_embedded_service_starts_redis_analyses_an_upload_and_stops_on_ctrl_c(tmp_path, classifier):

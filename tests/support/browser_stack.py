@@ -2,17 +2,15 @@
 frontend/, a real Celery worker (only YouTube's network replaced) and a redis-server on a free port."""
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import urllib.error
 import urllib.request
-import uuid
 from pathlib import Path
 
 import pytest
-from stack import ARTIFACTS, REPO, free_port, stop, wait_for
+from stack import ARTIFACTS, REPO, free_port, http_json, multipart, stop, wait_for
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = ARTIFACTS / "screenshots"
@@ -109,20 +107,14 @@ def shot():
 
 
 def api_json(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return json.loads(response.read())
+    return http_json(url)[2]
 
 
 def upload(base: str, path: Path) -> dict:
     """Submits a file the way curl -F would; the job's first view."""
-    boundary = uuid.uuid4().hex
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{path.name}\"\r\n"
-            "Content-Type: application/octet-stream\r\n\r\n").encode() + path.read_bytes() + \
-        f"\r\n--{boundary}--\r\n".encode()
-    request = urllib.request.Request(base + "api/v1/jobs", data=body,
-                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
+    status, _, body = http_json(base + "api/v1/jobs", *multipart(path))
+    assert status == 202, body
+    return body
 
 
 def finished_job(base: str, job_id: str, timeout: float = 120) -> dict:

@@ -3,6 +3,7 @@ process, and the Flask app. Only YouTube's network is replaced (tests/support)."
 from __future__ import annotations
 
 import http.server
+import json
 import os
 import shutil
 import socket
@@ -10,6 +11,9 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
+import uuid
 from functools import partial
 from pathlib import Path
 
@@ -27,6 +31,22 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def http_json(url: str, data: bytes | None = None, headers: dict | None = None) -> tuple[int, dict, dict]:
+    request = urllib.request.Request(url, data=data, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, dict(response.headers), json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), json.loads(error.read())
+
+
+def multipart(path) -> tuple[bytes, dict]:
+    boundary = uuid.uuid4().hex
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{path.name}\"\r\n"
+            "Content-Type: audio/mpeg\r\n\r\n").encode() + path.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+    return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
 
 
 def wait_for(check, timeout: float, what: str, interval: float = 0.1):
