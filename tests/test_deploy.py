@@ -9,11 +9,16 @@ for the Dockerfile. Tools come from `make test-tools` and the test extra.
 from __future__ import annotations
 
 import dataclasses
+import http.client
+import http.server
+import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
 from base64 import b64encode
@@ -430,3 +435,82 @@ def test_flower_refuses_requests_without_its_password(redis_url, tmp_path):
     finally:
         flower.terminate()
         flower.wait(10)
+
+
+# --- The web server as configured: the real nginx, in front of a stand-in API on loopback
+
+class _EchoApi(http.server.BaseHTTPRequestHandler):
+    """Answers every request with the path and forwarded address it received, as JSON."""
+
+    def do_GET(self):
+        body = json.dumps({"path": self.path, "forwarded_for": self.headers.get("X-Forwarded-For")}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def web(tmp_path):
+    """deploy/nginx.conf run by nginx, changed only where this machine differs from the
+    container: its port, the page's folder, the API's address, and where it writes."""
+    upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _EchoApi)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    port = free_port()
+    conf = NGINX_CONF.read_text()
+    for old, new in ((" 8080;", f" 127.0.0.1:{port};"),
+                     ("root /usr/share/nginx/html;", f"root {REPO / 'frontend'};"),
+                     ("http://api:8000", f"http://127.0.0.1:{upstream.server_address[1]}"),
+                     ("/tmp/", f"{tmp_path}/"),
+                     ("access_log /dev/stdout;", "access_log off;")):
+        assert old in conf, old
+        conf = conf.replace(old, new)
+    (tmp_path / "nginx.conf").write_text(conf)
+    mime = NGINX_UNPACKED / "etc" / "nginx" / "mime.types"
+    shutil.copy(mime if mime.is_file() else "/etc/nginx/mime.types", tmp_path / "mime.types")
+    proc = subprocess.Popen([nginx_binary(), "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path),
+                             "-g", "daemon off;"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: proc.poll() is not None or _answers(port), 10, "nginx")
+        assert proc.poll() is None, proc.stderr.read().decode()
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        upstream.shutdown()
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def test_web_server_serves_the_page_and_passes_the_api_on(web):
+    conn = http.client.HTTPConnection("127.0.0.1", web, timeout=10)
+    conn.request("GET", "/")
+    page = conn.getresponse()
+    assert page.status == 200 and page.read() == (REPO / "frontend" / "index.html").read_bytes()
+    conn.request("GET", "/api/v1/jobs/abc?x=1")
+    api = conn.getresponse()
+    assert api.status == 200
+    assert json.loads(api.read()) == {"path": "/api/v1/jobs/abc?x=1", "forwarded_for": "127.0.0.1"}
+
+
+def test_web_server_refuses_a_body_far_over_the_limit_with_the_services_json(web):
+    conn = http.client.HTTPConnection("127.0.0.1", web, timeout=10)
+    too_big = (body_limit_mb(NGINX_CONF.read_text()) + 1) * 2**20
+    conn.putrequest("POST", "/api/v1/jobs")
+    conn.putheader("Content-Type", "multipart/form-data; boundary=x")
+    conn.putheader("Content-Length", str(too_big))
+    conn.endheaders(b"--x\r\n")  # nginx judges the declared length before reading the body
+    response = conn.getresponse()
+    assert response.status == 413
+    assert response.getheader("Content-Type") == "application/json"
+    assert json.loads(response.read())["error"]["code"] == "too_large"
