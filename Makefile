@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: up install system-deps test bench clean
+.PHONY: up install system-deps test-tools test bench clean
 
 install: system-deps $(VENV)/.installed
 
@@ -18,6 +18,7 @@ system-deps:
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	$(PYTHON) -c "import venv, ensurepip" >/dev/null 2>&1 || missing="$$missing python3-venv"; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	command -v docker-compose >/dev/null 2>&1 || missing="$$missing docker-compose"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing system packages:$$missing"; \
 		$(SUDO) apt-get update -qq && \
@@ -39,12 +40,27 @@ $(VENV)/.installed: pyproject.toml
 up: install
 	$(PY) deploy/run_local.py
 
+# Tools the deployment tests run that are not Python packages: nginx (for `nginx -t` on
+# deploy/nginx.conf), Debian's package unpacked into build/ rather than installed, so no
+# web server is set up on this machine. docker-compose comes from system-deps.
+NGINX_BIN := build/nginx/usr/sbin/nginx
+test-tools: $(NGINX_BIN)
+
+$(NGINX_BIN):
+	rm -rf build/nginx-debs && mkdir -p build/nginx-debs
+	cd build/nginx-debs && { apt-get download nginx nginx-common 2>/dev/null || \
+		{ $(SUDO) apt-get update -qq && apt-get download nginx nginx-common; }; }
+	for deb in build/nginx-debs/*.deb; do dpkg -x "$$deb" build/nginx; done
+	rm -rf build/nginx-debs
+	test -x $@
+
 # pytest exits 5 when it collects no test, which fails this target as it should.
-test: install
+test: install test-tools
 	$(PY) -m pytest
 
 bench: install
 	$(PY) tests/benchmarks/bench_engine.py
+	$(PY) tests/benchmarks/scale_proof.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache tests/artifacts var
+	rm -rf $(VENV) .pytest_cache tests/artifacts var build

