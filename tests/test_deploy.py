@@ -503,6 +503,21 @@ def test_web_server_serves_the_page_and_passes_the_api_on(web):
     assert json.loads(api.read()) == {"path": "/api/v1/jobs/abc?x=1", "forwarded_for": "127.0.0.1"}
 
 
+def test_web_server_serves_the_pages_modules_as_javascript(web):
+    # A browser refuses to run an ES module served under any other type.
+    conn = http.client.HTTPConnection("127.0.0.1", web, timeout=10)
+    for module in sorted((REPO / "frontend" / "js").glob("*.js")):
+        conn.request("GET", f"/js/{module.name}")
+        response = conn.getresponse()
+        assert response.status == 200 and response.read() == module.read_bytes()
+        assert response.getheader("Content-Type").split(";")[0] in ("application/javascript", "text/javascript")
+    for page, kind in (("/how-it-works.html", "text/html"), ("/style.css", "text/css"), ("/favicon.svg", "image/svg+xml")):
+        conn.request("GET", page)
+        response = conn.getresponse()
+        response.read()
+        assert response.status == 200 and response.getheader("Content-Type").startswith(kind), page
+
+
 def test_web_server_refuses_a_body_far_over_the_limit_with_the_services_json(web):
     conn = http.client.HTTPConnection("127.0.0.1", web, timeout=10)
     too_big = (body_limit_mb(NGINX_CONF.read_text()) + 1) * 2**20
