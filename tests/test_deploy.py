@@ -462,10 +462,11 @@ def web(tmp_path):
     threading.Thread(target=upstream.serve_forever, daemon=True).start()
     port = free_port()
     conf = NGINX_CONF.read_text()
-    for old, new in ((" 8080;", f" 127.0.0.1:{port};"),
+    # "/tmp/" first: a checkout under /tmp must not have its page folder rewritten too.
+    for old, new in (("/tmp/", f"{tmp_path}/"),
+                     (" 8080;", f" 127.0.0.1:{port};"),
                      ("root /usr/share/nginx/html;", f"root {REPO / 'frontend'};"),
                      ("http://api:8000", f"http://127.0.0.1:{upstream.server_address[1]}"),
-                     ("/tmp/", f"{tmp_path}/"),
                      ("access_log /dev/stdout;", "access_log off;")):
         assert old in conf, old
         conf = conf.replace(old, new)
