@@ -35,6 +35,7 @@ export function renderTags(list, tags) {
   list.replaceChildren(...tags.map(({ tag, p }) => {
     const kind = tagKind(tag);
     return element("li", { class: `chip chip-${kind}`, title: `${tag}: ${percent(p)} of the tagger's vote` },
-      element("span", { class: "chip-kind" }, kind), ` ${tag}`);
+      // The tagger's vocabulary mixes cases ("Mellow", "Hip-Hop", "rock"); the chips do not.
+      element("span", { class: "chip-kind" }, kind), ` ${tag.toLowerCase()}`);
   }));
 }
