@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import csv
 import http.client
-import json
 import multiprocessing
 import os
 import shutil
@@ -32,14 +31,13 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO), str(REPO / "tests" / "support")]
 
-from stack import free_port, start_redis, wait_for  # noqa: E402
-from workers import (kill_group, leftover_files, live_names, queue_state, start_worker,  # noqa: E402
+from stack import free_port, start_api, start_redis, stop, upload, wait_for  # noqa: E402
+from workers import (all_finished, kill_group, leftover_files, queue_state, start_workers,  # noqa: E402
                      stop_group, successes)
 
 from shared import jobs  # noqa: E402
@@ -63,52 +61,17 @@ def gtzan_songs(count: int) -> list[Path]:
     return [GTZAN / row["path"] for row in sorted(rows, key=lambda r: r["path"])[:count]]
 
 
-class Api:
-    """The API over HTTP, as a client sees it."""
-
-    def __init__(self, port: int):
-        self.port = port
-
-    def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        try:
-            conn.request(method, path, body=body, headers=headers or {})
-            response = conn.getresponse()
-            return response.status, json.loads(response.read() or b"null")
-        finally:
-            conn.close()
-
-    def submit(self, path: Path) -> str:
-        boundary = uuid.uuid4().hex
-        body = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{path.name}"\r\n\r\n'
-                .encode() + path.read_bytes() + f"\r\n--{boundary}--\r\n".encode())
-        status, job = self.request("POST", "/api/v1/jobs", body,
-                                   {"Content-Type": f"multipart/form-data; boundary={boundary}"})
-        assert status == 202, (status, job)
-        return job["id"]
-
-
-def wait_all(store, ids: list[str], timeout: float) -> list[dict]:
-    def done():
-        records = [jobs.get(store, "job", i) for i in ids]
-        return records if all(r["status"] in ("succeeded", "failed") for r in records) else None
-    return wait_for(done, timeout, f"{len(ids)} jobs", interval=0.1)
-
-
-def start_workers(env: dict, names: list[str], logs: Path, store) -> dict:
-    procs = {name: start_worker(env, name, logs / f"{name.split('@')[0]}.log") for name in names}
-    wait_for(lambda: live_names(store) >= set(names) or any(p.poll() is not None for p in procs.values()),
-             120, "workers' heartbeats")
-    assert all(p.poll() is None for p in procs.values()), f"a worker exited; see {logs}"
-    return procs
-
-
-def throughput_round(api: Api, store, songs: list[Path], workers: int) -> tuple[list[str], dict]:
-    for key in store.scan_iter("genre:cache:*"):  # each round analyses every song afresh
+def forget_cached_results(store) -> None:
+    """So that every round analyses every song afresh."""
+    for key in store.scan_iter("genre:cache:*"):
         store.delete(key)
+
+
+def throughput_round(base: str, store, songs: list[Path], workers: int) -> tuple[list[str], dict]:
+    forget_cached_results(store)
     started = time.time()
-    ids = [api.submit(song) for song in songs]
-    records = wait_all(store, ids, 900)
+    ids = [upload(base, song)["id"] for song in songs]
+    records = all_finished(store, ids, 900)
     failed = [r for r in records if r["status"] != "succeeded" or r.get("cached")]
     assert not failed, failed[:2]
     wall = max(r["finished_at"] for r in records) - started
@@ -187,14 +150,14 @@ def polling_round(port: int, ids: list[str], pollers: int, seconds: float, proce
     return figures
 
 
-def kill_round(api: Api, store, procs: dict, logs: list[Path], long_song: Path, others: list[Path]) -> dict:
-    long_id = api.submit(long_song)
+def kill_round(base: str, store, procs: dict, logs: list[Path], long_song: Path, others: list[Path]) -> dict:
+    long_id = upload(base, long_song)["id"]
 
     def analysing():
         job = jobs.get(store, "job", long_id)
         return job if job["stage"] == "analyzing" and job["progress"]["done"] > 0 else None
     first = wait_for(analysing, 120, "the long job to be analysed", interval=0.01)
-    other_ids = [api.submit(song) for song in others]
+    other_ids = [upload(base, song)["id"] for song in others]
     victim = first["worker"]
     progress = jobs.get(store, "job", long_id)["progress"]
     kill_group(procs.pop(victim))
@@ -209,7 +172,7 @@ def kill_round(api: Api, store, procs: dict, logs: list[Path], long_song: Path, 
         return job if job.get("worker") == survivor else None
     again = wait_for(taken_again, 120, "the job to come back", interval=0.1)
     back_after = time.time() - killed
-    records = wait_all(store, [long_id, *other_ids], 300)
+    records = all_finished(store, [long_id, *other_ids], 300)
     long_job = records[0]
     submitted_ago = killed - first["created_at"]
     counts = {i: successes(logs, i) for i in [long_id, *other_ids]}
@@ -250,43 +213,30 @@ def main() -> int:
     long_song = tmp / "long.mp3"  # ten excerpts joined: 300 s, 100 segments
     subprocess.run(["ffmpeg", "-v", "error", "-i", "concat:" + "|".join(map(str, long_parts)), "-c", "copy",
                     str(long_song)], check=True)
-    api_proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "8",
-         "--timeout", "120", "api:create_app()"],
-        cwd=REPO, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=open(tmp / "api.log", "w"),
-        start_new_session=True)
-    api = Api(port)
-    procs: dict = {}
+    api_proc, procs = None, {}
     try:
+        api_proc, base = start_api(env, tmp / "api.log", port, workers=2)
         print(f"{os.cpu_count()} CPU cores; each worker: --concurrency=1, TORCH_THREADS=1; API: gunicorn "
               f"2 processes x 8 threads; time limits {LIMITS}", flush=True)
 
-        def api_up():
-            try:
-                return api.request("GET", "/healthz")[0] == 200
-            except OSError:
-                return api_proc.poll() is not None
-        wait_for(api_up, 30, "the API")
-        assert api_proc.poll() is None, (tmp / "api.log").read_text()
-
         procs = start_workers(env, ["proof-1@bench"], logs, store)
-        _, one = throughput_round(api, store, batch, 1)
+        _, one = throughput_round(base, store, batch, 1)
         procs |= start_workers(env, ["proof-2@bench"], logs, store)
-        ids, two = throughput_round(api, store, batch, 2)
+        ids, two = throughput_round(base, store, batch, 2)
         print(f"speed-up with 2 workers: {one['wall_s'] / two['wall_s']:.2f}x", flush=True)
 
         polling_round(port, ids, args.pollers, args.poll_seconds)
 
-        for key in store.scan_iter("genre:cache:*"):
-            store.delete(key)
-        kill_round(api, store, procs, sorted(logs.glob("*.log")), long_song, kill_extras)
+        forget_cached_results(store)
+        kill_round(base, store, procs, sorted(logs.glob("*.log")), long_song, kill_extras)
         left = leftover_files(settings.storage_dir, settings.work_dir)
         print(f"files left in uploads and work folders: {len(left)}", flush=True)
         return 0 if not left else 1
     finally:
         for proc in procs.values():
             stop_group(proc)
-        stop_group(api_proc)
+        if api_proc:
+            stop(api_proc)
         redis_proc.terminate()
         redis_proc.wait(10)
         shutil.rmtree(tmp, ignore_errors=True)

@@ -8,9 +8,9 @@ import re
 import subprocess
 
 import pytest
-from browser_stack import MAX_UPLOAD_MB, api_json, finished_job, start_api, upload
+from browser_stack import MAX_UPLOAD_MB, api_json, finished_job
 from playwright.sync_api import expect
-from stack import free_port, stop
+from stack import ARTIFACTS, free_port, start_api, stop, upload
 
 from conftest import REPO, make_audio
 from shared import jobs
@@ -147,7 +147,7 @@ def test_reload_during_analysis_resumes_polling_to_the_result(page, site, shot, 
 
 def test_polling_rides_out_an_api_restart_and_then_shows_the_result(page, service_env, worker, shot, tmp_path):
     port = free_port()
-    proc, base = start_api(service_env, "browser-restarted.log", port)
+    proc, base = start_api(service_env, ARTIFACTS / "browser-restarted.log", port)
     try:
         submitted = upload(base, make_audio(tmp_path / "through a restart.mp3", 60.0, pitch=1.21))
         page.goto(base)
@@ -157,7 +157,7 @@ def test_polling_rides_out_an_api_restart_and_then_shows_the_result(page, servic
         expect(page.locator("#job-stage")).to_have_text(
             re.compile(r"We can't reach the service\. Still trying \(next in \d+ s\)"), timeout=30_000)
         shot(page, "03b-api-restarting", full_page=False)
-        proc, _ = start_api(service_env, "browser-restarted.log", port)
+        proc, _ = start_api(service_env, ARTIFACTS / "browser-restarted.log", port)
         expect_result_of(page, finished_job(base, submitted["id"]))
         expect(page.locator("#job-error")).to_be_hidden()
     finally:
@@ -325,7 +325,8 @@ def test_too_many_requests_is_said_in_words_beside_the_field(page, service_env, 
     # A service of its own, limited to one request a minute, on a Redis database no worker listens to:
     # its first job just waits in the queue.
     redis_url = service_env["REDIS_URL"].rsplit("/", 1)[0] + "/5"
-    proc, base = start_api({**service_env, "REDIS_URL": redis_url, "RATE_LIMIT_PER_MINUTE": "1"}, "browser-limited.log")
+    proc, base = start_api({**service_env, "REDIS_URL": redis_url, "RATE_LIMIT_PER_MINUTE": "1"},
+                           ARTIFACTS / "browser-limited.log")
     try:
         _, served = audio_server
         page.goto(base)

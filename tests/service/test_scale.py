@@ -10,7 +10,7 @@ import time
 
 import pytest
 from stack import ARTIFACTS, start_redis, stop, wait_for
-from workers import kill_group, leftover_files, live_names, queue_state, start_worker, stop_group, successes
+from workers import all_finished, kill_group, leftover_files, queue_state, start_workers, stop_group, successes
 
 from api import create_app
 from conftest import make_audio
@@ -33,11 +33,9 @@ def scale(tmp_path_factory):
     settings = Settings.from_env(env)
     store = jobs.get_redis(settings)
     logs = {name: ARTIFACTS / f"{name.split('@')[0]}.log" for name in NAMES}
-    procs = {name: start_worker(env, name, logs[name]) for name in NAMES}
+    procs = {}
     try:
-        wait_for(lambda: live_names(store) >= set(NAMES) or any(p.poll() is not None for p in procs.values()),
-                 90, "both workers' heartbeats")
-        assert all(p.poll() is None for p in procs.values()), f"a worker exited; see {ARTIFACTS}"
+        procs = start_workers(env, list(NAMES), ARTIFACTS, store)
         yield {"settings": settings, "store": store, "procs": procs, "logs": logs, "base": base,
                "client": create_app(settings).test_client()}
     finally:
@@ -57,18 +55,11 @@ def record(scale, job_id: str) -> dict:
     return jobs.get(scale["store"], "job", job_id)
 
 
-def all_finished(scale, ids: list[str], timeout: float) -> list[dict]:
-    def done():
-        records = [record(scale, i) for i in ids]
-        return records if all(r["status"] in ("succeeded", "failed") for r in records) else None
-    return wait_for(done, timeout, f"{len(ids)} jobs", interval=0.1)
-
-
 def test_two_workers_share_a_batch_and_each_job_succeeds_once(scale, tmp_path):
     # Different pitches: different content, so no job is answered from the result cache.
     songs = [make_audio(tmp_path / f"song{i}.mp3", 12.0, pitch=1 + i / 10) for i in range(6)]
     ids = [submit(scale["client"], song) for song in songs]
-    records = all_finished(scale, ids, 90)
+    records = all_finished(scale["store"], ids, 90)
     assert [r["status"] for r in records] == ["succeeded"] * len(ids)
     assert not any(r.get("cached") for r in records)
     assert {r["worker"] for r in records} == set(NAMES), "both workers should have taken jobs"
@@ -91,7 +82,7 @@ def test_a_job_of_a_killed_worker_is_finished_once_by_the_other(scale, tmp_path)
     assert record(scale, job_id)["status"] == "running", "the job ended before its worker was killed"
 
     bound = int(LIMITS["VISIBILITY_TIMEOUT_S"]) + SWEEP_S + int(LIMITS["TASK_TIME_LIMIT_S"])
-    (job,) = all_finished(scale, [job_id], bound + 5)
+    (job,) = all_finished(scale["store"], [job_id], bound + 5)
     waited = time.monotonic() - killed_at
     assert job["status"] == "succeeded" and job["worker"] == survivor
     assert job["progress"]["done"] == job["progress"]["total"] == 100

@@ -2,15 +2,10 @@
 frontend/, a real Celery worker (only YouTube's network replaced) and a redis-server on a free port."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
-from stack import ARTIFACTS, REPO, free_port, http_json, multipart, stop, wait_for
+from stack import ARTIFACTS, http_json, start_api, stop, wait_for
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = ARTIFACTS / "screenshots"
@@ -23,29 +18,10 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first
 MAX_UPLOAD_MB = 8
 
 
-def start_api(env: dict, log_name: str, port: int | None = None) -> tuple[subprocess.Popen, str]:
-    port = port or free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "8",
-         "api:create_app()"],
-        cwd=REPO, env={**os.environ, **env}, stdout=open(ARTIFACTS / log_name, "a"), stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}/"
-
-    def ready():
-        try:
-            return urllib.request.urlopen(base + "api/v1/limits", timeout=2).status == 200
-        except (urllib.error.URLError, ConnectionError):
-            return proc.poll() is not None
-    wait_for(ready, 30, "gunicorn", interval=0.2)
-    assert proc.poll() is None, (ARTIFACTS / log_name).read_text()
-    return proc, base
-
-
 @pytest.fixture(scope="session")
 def site(service_env, worker):
     """The page's address, served as in the embedded default."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    proc, base = start_api({**service_env, "MAX_UPLOAD_MB": str(MAX_UPLOAD_MB)}, "browser-api.log")
+    proc, base = start_api({**service_env, "MAX_UPLOAD_MB": str(MAX_UPLOAD_MB)}, ARTIFACTS / "browser-api.log")
     yield base
     stop(proc)
 
@@ -108,13 +84,6 @@ def shot():
 
 def api_json(url: str) -> dict:
     return http_json(url)[2]
-
-
-def upload(base: str, path: Path) -> dict:
-    """Submits a file the way curl -F would; the job's first view."""
-    status, _, body = http_json(base + "api/v1/jobs", *multipart(path))
-    assert status == 202, body
-    return body
 
 
 def finished_job(base: str, job_id: str, timeout: float = 120) -> dict:

@@ -95,6 +95,33 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
+def start_api(env: dict, log: Path, port: int | None = None, workers: int = 1) -> tuple[subprocess.Popen, str]:
+    """The API under gunicorn, as the image and `make up` run it; (process, base address ending in /)."""
+    port = port or free_port()
+    log.parent.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+         "--threads", "8", "api:create_app()"],
+        cwd=REPO, env={**os.environ, **env}, stdout=open(log, "a"), stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}/"
+
+    def ready():
+        try:
+            return http_json(base + "healthz")[0] == 200
+        except (urllib.error.URLError, ConnectionError):
+            return proc.poll() is not None
+    wait_for(ready, 30, "gunicorn", interval=0.2)
+    assert proc.poll() is None, log.read_text()
+    return proc, base
+
+
+def upload(base: str, path: Path) -> dict:
+    """Submits a file the way curl -F would; the job's first view."""
+    status, _, body = http_json(base + "api/v1/jobs", *multipart(path))
+    assert status == 202, body
+    return body
+
+
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory):
     proc, url = start_redis(tmp_path_factory.mktemp("redis"))

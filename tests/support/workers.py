@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import redis
+from stack import wait_for
 
 from shared import jobs
 from shared.queue import QUEUE
@@ -28,6 +29,20 @@ def start_worker(env: dict, name: str, log: Path) -> subprocess.Popen:
          "-n", name, "--without-gossip", "--without-mingle"],
         env={**os.environ, **env}, cwd=REPO, stdout=open(log, "w"), stderr=subprocess.STDOUT,
         start_new_session=True)
+
+
+def start_workers(env: dict, names: list[str], logs: Path, store: redis.Redis) -> dict[str, subprocess.Popen]:
+    """Workers named ``names`` (logs in ``logs``), once each has sent its heartbeat."""
+    procs = {name: start_worker(env, name, logs / f"{name.split('@')[0]}.log") for name in names}
+    try:
+        wait_for(lambda: live_names(store) >= set(names) or any(p.poll() is not None for p in procs.values()),
+                 120, "the workers' heartbeats")
+        assert all(p.poll() is None for p in procs.values()), f"a worker exited; see {logs}"
+    except BaseException:
+        for proc in procs.values():
+            stop_group(proc)
+        raise
+    return procs
 
 
 def kill_group(proc: subprocess.Popen) -> None:
@@ -48,6 +63,14 @@ def stop_group(proc: subprocess.Popen, timeout: float = 30) -> None:
 
 def live_names(store: redis.Redis) -> set[str]:
     return {w["name"] for w in jobs.live_workers(store)}
+
+
+def all_finished(store: redis.Redis, ids: list[str], timeout: float) -> list[dict]:
+    """The job records, once every one has succeeded or failed."""
+    def done():
+        records = [jobs.get(store, "job", i) for i in ids]
+        return records if all(r["status"] in ("succeeded", "failed") for r in records) else None
+    return wait_for(done, timeout, f"{len(ids)} jobs", interval=0.1)
 
 
 def successes(logs: list[Path], job_id: str) -> int:
