@@ -149,7 +149,6 @@ async function openJob(id) {
   const mine = generation;
   const isCurrent = () => mine === generation;
   resetJobView("Your song", "");
-  $("job-title").tabIndex = -1;
   $("job-title").focus({ preventScroll: true });
   try {
     const job = await poll(`api/v1/jobs/${id}`, {
