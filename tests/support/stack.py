@@ -110,8 +110,12 @@ def start_api(env: dict, log: Path, port: int | None = None, workers: int = 1) -
             return http_json(base + "healthz")[0] == 200
         except (urllib.error.URLError, ConnectionError):
             return proc.poll() is not None
-    wait_for(ready, 30, "gunicorn", interval=0.2)
-    assert proc.poll() is None, log.read_text()
+    try:
+        wait_for(ready, 30, "gunicorn", interval=0.2)
+        assert proc.poll() is None, log.read_text()
+    except BaseException:
+        stop(proc)  # one that never became ready must not outlive the test
+        raise
     return proc, base
 
 
