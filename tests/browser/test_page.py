@@ -378,6 +378,9 @@ def test_start_and_result_fit_a_phone_screen(phone, site, shot, tmp_path):
 
 
 def test_every_control_on_the_start_page_has_a_name(page, site):
+    # Playwright turns on file-chooser interception without waiting for it; listening from the start means
+    # it is on long before Space is pressed, so the press cannot race it and open an unseen native dialog.
+    page.on("filechooser", lambda chooser: None)
     page.goto(site)
     unnamed = page.evaluate("""() => [...document.querySelectorAll('button, input, a')]
       .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.textContent.trim())
