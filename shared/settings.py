@@ -16,8 +16,9 @@ class SettingsError(ValueError):
 class Settings:
     # Where models run: "auto" (CUDA when present, else CPU), "cpu", "cuda" or "cuda:N".
     device: str = "auto"
-    # Arithmetic of the network's front-end: "auto" (int8 on CPU, float32 on CUDA), "fp32"
-    # (exactly the published model), or "int8" (CPU only; ~2x faster, tags within ~0.02).
+    # Arithmetic of the network's front-end: "auto" (float32 on CUDA; on CPU int8 where this CPU
+    # multiplies int8 faster than float32, timed at start, else float32), "fp32" (exactly the
+    # published model), or "int8" (CPU only; tags within ~0.02; slow on CPUs without VNNI/AMX).
     precision: str = "auto"
     # Torch intra-op threads; 0 keeps torch's default (one per core).
     torch_threads: int = 0

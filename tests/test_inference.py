@@ -1,9 +1,12 @@
 """The inference API: per-segment and aggregated genres and tags for a whole song."""
 import numpy as np
 import pytest
+import torch
 
 from shared.audio import SAMPLE_RATE
+from shared.inference import resolve_precision
 from shared.labels import GENRES, MSD_TAGS
+from shared.settings import SettingsError
 
 
 @pytest.fixture(scope="module")
@@ -60,13 +63,30 @@ def test_progress_starts_at_zero_and_reports_every_batch_up_to_the_total(classif
 def test_model_info_names_backbone_head_version_and_precision(classifier):
     info = classifier.info
     assert info["name"].startswith("MSD_musicnn+") and len(info["version"]) == 12
-    assert info["precision"] == ("int8" if classifier.device.type == "cpu" else "fp32")
+    # The recorded arithmetic is the one the network runs.
+    assert info["precision"] == classifier.precision == ("int8" if classifier.backbone.int8 else "fp32")
+
+
+def test_auto_precision_takes_int8_on_a_cpu_only_where_int8_is_faster():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert resolve_precision("auto", cpu, int8_faster=lambda: True) == "int8"
+    assert resolve_precision("auto", cpu, int8_faster=lambda: False) == "fp32"
+    assert resolve_precision("auto", cuda, int8_faster=lambda: True) == "fp32"
+
+
+def test_an_asked_for_precision_is_kept_whatever_the_cpu_is_fast_at():
+    cpu = torch.device("cpu")
+    assert resolve_precision("int8", cpu, int8_faster=lambda: False) == "int8"
+    assert resolve_precision("fp32", cpu, int8_faster=lambda: True) == "fp32"
+    with pytest.raises(SettingsError, match="CPU only"):
+        resolve_precision("int8", torch.device("cuda"))
 
 
 def test_fp32_and_int8_agree_on_a_song(classifier, song):
-    quantised = classifier.predict(song)
-    classifier.backbone.int8 = False
+    classifier.backbone.int8 = True
     try:
+        quantised = classifier.predict(song)
+        classifier.backbone.int8 = False
         exact = classifier.predict(song)
     finally:
         classifier.backbone.int8 = classifier.precision == "int8"
