@@ -1,8 +1,8 @@
 """genre-train evaluate: scores of a checkpoint on labelled audio, through the service's own path.
 
 Every track goes through ``GenreClassifier`` as in ``genre-classify`` (decode, log-mel, 3-second
-patches, the pretrained tagger, the genre model, mean of segment probabilities; int8 front-end
-by default on CPU, as the service). Writes ``report.json`` and PNGs: confusion matrix,
+patches, the pretrained tagger, the genre model, mean of segment probabilities; the front-end
+arithmetic ``PRECISION`` picks, as the service). Writes ``report.json`` and PNGs: confusion matrix,
 reliability diagram, and training curves when the checkpoint carries its history.
 
 The headline figures are of what the service returns (probabilities with the checkpoint's

@@ -98,9 +98,10 @@ def main() -> None:
         frontend_s, segments = median_time(lambda: segment(audio, classifier.device))
         predict_s, prediction = median_time(lambda: classifier.predict(audio))
         network_s = predict_s - frontend_s
-        # The same network in float32, for comparison (PRECISION=fp32).
-        classifier.backbone.int8 = False
-        fp32_network_s = median_time(lambda: classifier.predict(audio))[0] - frontend_s
+        # The same network in the other arithmetic, for comparison (which one is faster depends on the CPU).
+        other = "fp32" if classifier.precision == "int8" else "int8"
+        classifier.backbone.int8 = other == "int8"
+        other_network_s = median_time(lambda: classifier.predict(audio))[0] - frontend_s
         classifier.backbone.int8 = classifier.precision == "int8"
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -120,13 +121,14 @@ def main() -> None:
     ours_top = prediction.top_genres(1)[0]["genre"]
     seed_top = classifier.head.labels[int(seed_probs.argmax())]
     print(f"song: {what}, {duration:.1f} s, {len(segments.patches)} segments")
-    print(f"machine: {torch.get_num_threads()} torch threads, device {classifier.device}, "
-          f"batch {classifier.batch_size}, precision {classifier.precision}; medians of {REPEATS} runs")
+    print(f"machine: {torch.get_num_threads()} torch threads, CPU capability "
+          f"{torch.backends.cpu.get_cpu_capability()}, device {classifier.device}, batch {classifier.batch_size}, "
+          f"precision {classifier.precision} (PRECISION={settings.precision}); medians of {REPEATS} runs")
     print(f"model load (once per process):   {load_s:6.3f} s   (mostly importing librosa's filters)")
     print(f"decode (ffmpeg pipe):            {decode_s:6.3f} s")
     print(f"front-end (log-mel + patches):   {frontend_s:6.3f} s")
     print(f"network (musicnn + head):        {network_s:6.3f} s")
-    print(f"network in float32, for comparison: {fp32_network_s:4.3f} s")
+    print(f"network in {other}, for comparison: {other_network_s:6.3f} s")
     print(f"end to end (decode → top-5):     {end_to_end_s:6.3f} s   real-time factor {end_to_end_s / duration:.4f}"
           f" ({duration / end_to_end_s:.0f}x faster than real time)")
     print(f"peak memory (process RSS):       {peak_mb:6.0f} MB")
