@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from shared.errors import AnalysisError
@@ -50,6 +51,15 @@ def main(argv: list[str] | None = None) -> int:
     except (MusicnnWeightsMissing, FileNotFoundError, ValueError) as error:
         print(f"genre-classify: {error}", file=sys.stderr)
         return 2
+    try:
+        return _classify_each(args, settings, classifier)
+    except BrokenPipeError:
+        # The reader stopped early (`| head`): no traceback, and none again when Python flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def _classify_each(args: argparse.Namespace, settings: Settings, classifier) -> int:
     failed = 0
     for path in args.files:
         try:

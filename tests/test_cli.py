@@ -76,3 +76,17 @@ def test_cuda_on_a_machine_without_it_is_a_settings_error(files, monkeypatch):
     monkeypatch.setenv("DEVICE", "cuda")
     done = run(good)
     assert done.returncode == 2 and "DEVICE=cuda" in done.stderr
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(files):
+    good, _ = files
+    command = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "shared.cli"]
+    # As `genre-classify a b c | head -1`: the reader takes the first line and goes away.
+    with subprocess.Popen(command + ["--json"] + [str(good)] * 3, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True) as proc:
+        first = json.loads(proc.stdout.readline())
+        proc.stdout.close()
+        stderr = proc.stderr.read()
+        proc.wait(timeout=300)
+    assert first["path"] == str(good)
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
