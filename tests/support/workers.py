@@ -73,10 +73,17 @@ def all_finished(store: redis.Redis, ids: list[str], timeout: float) -> list[dic
     return wait_for(done, timeout, f"{len(ids)} jobs", interval=0.1)
 
 
-def successes(logs: list[Path], job_id: str) -> int:
+def successes(logs: list[Path], job_id: str, timeout: float = 30) -> int:
     """How many times a worker recorded this job as succeeded (the job store lets only one do so,
-    and only that one logs it)."""
-    return sum(log.read_text(errors="replace").count(f"job {job_id} succeeded") for log in logs)
+    and only that one logs it).
+
+    The store says succeeded a moment before the log does, so this first waits for Celery's own
+    line at the task's end."""
+    def texts() -> list[str] | None:
+        found = [log.read_text(errors="replace") for log in logs if log.exists()]
+        return found if any(f"Task genre.analyze[{job_id}] succeeded in" in text for text in found) else None
+    ended = wait_for(texts, timeout, f"job {job_id}'s end in the logs")
+    return sum(text.count(f"job {job_id} succeeded") for text in ended)
 
 
 def queue_state(store: redis.Redis) -> tuple[int, int]:
