@@ -11,6 +11,9 @@ from shared.settings import Settings
 ANALYZE = "genre.analyze"
 SEARCH = "genre.search"
 QUEUE = "genre"
+# Jobs of a vanished worker are looked for this often (kombu's default sweep is every ~100 s), so
+# they are handed out again within VISIBILITY_TIMEOUT_S + this.
+SWEEP_S = 10
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -29,10 +32,8 @@ def make_celery(settings: Settings) -> Celery:
         worker_prefetch_multiplier=1,
         task_soft_time_limit=settings.task_soft_time_limit_s,
         task_time_limit=settings.task_time_limit_s,
-        # Jobs of a vanished worker are looked for every 10 s (kombu's default sweep is every
-        # ~100 s), so they are handed out again within VISIBILITY_TIMEOUT_S + 10 s.
         broker_transport_options={"visibility_timeout": settings.visibility_timeout_s,
-                                  "unacked_restore_interval": 10, "unacked_restore_throttle": 1},
+                                  "unacked_restore_interval": SWEEP_S, "unacked_restore_throttle": 1},
         broker_connection_retry_on_startup=True,
         worker_send_task_events=False,
     )

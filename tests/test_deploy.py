@@ -26,12 +26,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from stack import free_port, wait_for
+from stack import REPO, free_port, stop, wait_for
 
 from shared.queue import QUEUE
 from shared.settings import Settings
 
-REPO = Path(__file__).resolve().parents[1]
 COMPOSE = REPO / "docker-compose.yml"
 EXAMPLE_ENV = REPO / "deploy" / "example.env"
 DOCKERFILE = REPO / "deploy" / "Dockerfile"
@@ -433,8 +432,7 @@ def test_flower_refuses_requests_without_its_password(redis_url, tmp_path):
         assert status("operator:wrong") == 401
         assert status("operator:s3cret") == 200
     finally:
-        flower.terminate()
-        flower.wait(10)
+        stop(flower)
 
 
 # --- The web server as configured: the real nginx, in front of a stand-in API on loopback
@@ -480,8 +478,7 @@ def web(tmp_path):
         assert proc.poll() is None, proc.stderr.read().decode()
         yield port
     finally:
-        proc.terminate()
-        proc.wait(10)
+        stop(proc)
         upstream.shutdown()
 
 

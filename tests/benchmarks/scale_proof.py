@@ -31,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,11 +42,11 @@ from workers import (all_finished, kill_group, leftover_files, queue_state, star
                      stop_group, successes)
 
 from shared import jobs  # noqa: E402
+from shared.queue import SWEEP_S  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 
 GTZAN = REPO.parent / "shared" / "data" / "gtzan"
 LIMITS = {"TASK_SOFT_TIME_LIMIT_S": "20", "TASK_TIME_LIMIT_S": "25", "VISIBILITY_TIMEOUT_S": "30"}
-SWEEP_S = 10  # shared/queue.py: unacked jobs are looked for every 10 s
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -76,9 +77,7 @@ def throughput_round(base: str, store, songs: list[Path], workers: int) -> tuple
     assert not failed, failed[:2]
     wall = max(r["finished_at"] for r in records) - started
     latencies = [r["finished_at"] - r["created_at"] for r in records]
-    by_worker = {}
-    for r in records:
-        by_worker[r["worker"]] = by_worker.get(r["worker"], 0) + 1
+    by_worker = Counter(r["worker"] for r in records)
     figures = {"workers": workers, "songs": len(songs), "wall_s": wall, "songs_per_s": len(songs) / wall,
                "p50_s": statistics.median(latencies), "p95_s": percentile(latencies, 95), "by_worker": by_worker}
     print(f"{workers} worker process{'es' if workers > 1 else ''}: {len(songs)} songs in {wall:.1f} s, "
@@ -237,8 +236,7 @@ def main() -> int:
             stop_group(proc)
         if api_proc:
             stop(api_proc)
-        redis_proc.terminate()
-        redis_proc.wait(10)
+        stop(redis_proc)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

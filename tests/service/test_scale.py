@@ -15,12 +15,12 @@ from workers import all_finished, kill_group, leftover_files, queue_state, start
 from api import create_app
 from conftest import make_audio
 from shared import jobs
+from shared.queue import SWEEP_S
 from shared.settings import Settings
 
 # A job of a vanished worker comes back after VISIBILITY_TIMEOUT_S, found by the other worker's
-# sweep of unacknowledged jobs, which runs every 10 s (shared/queue.py).
+# sweep of unacknowledged jobs, which runs every SWEEP_S.
 LIMITS = {"TASK_SOFT_TIME_LIMIT_S": "12", "TASK_TIME_LIMIT_S": "15", "VISIBILITY_TIMEOUT_S": "18"}
-SWEEP_S = 10
 NAMES = ("scale-a@test", "scale-b@test")
 
 

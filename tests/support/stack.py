@@ -78,12 +78,21 @@ def start_redis(directory: Path) -> tuple[subprocess.Popen, str]:
     return proc, f"redis://127.0.0.1:{port}/0"
 
 
-def start_worker(env: dict, name: str, log: Path) -> subprocess.Popen:
-    ARTIFACTS.mkdir(exist_ok=True)
+def start_worker(env: dict, name: str, log: Path, youtube_replay: bool = True,
+                 own_session: bool = False) -> subprocess.Popen:
+    """A real Celery worker taking one job at a time.
+
+    ``youtube_replay``: yt-dlp's requests to youtube.com are answered locally (replay_worker.py);
+    without it the command is exactly the worker image's. ``own_session``: the worker and its pool
+    child can be signalled together, as a container or a pod dies."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    program = ([str(REPO / "tests" / "support" / "replay_worker.py")] if youtube_replay
+               else ["-m", "celery", "-A", "worker", "worker"])
     return subprocess.Popen(
-        [sys.executable, str(REPO / "tests" / "support" / "replay_worker.py"), "--loglevel=INFO",
-         "--concurrency=1", "-n", name, "--without-gossip", "--without-mingle"],
-        env={**os.environ, **env}, cwd=REPO, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+        [sys.executable, *program, "--loglevel=INFO", "--concurrency=1", "-n", name, "--without-gossip",
+         "--without-mingle"],
+        env={**os.environ, **env}, cwd=REPO, stdout=open(log, "w"), stderr=subprocess.STDOUT,
+        start_new_session=own_session)
 
 
 def stop(proc: subprocess.Popen) -> None:

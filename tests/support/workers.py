@@ -9,31 +9,20 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import redis
-from stack import wait_for
+from stack import start_worker, wait_for
 
 from shared import jobs
 from shared.queue import QUEUE
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def start_worker(env: dict, name: str, log: Path) -> subprocess.Popen:
-    """``celery -A worker worker``, one job at a time, as the compose file and manifests run it."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "worker", "worker", "--loglevel=INFO", "--concurrency=1",
-         "-n", name, "--without-gossip", "--without-mingle"],
-        env={**os.environ, **env}, cwd=REPO, stdout=open(log, "w"), stderr=subprocess.STDOUT,
-        start_new_session=True)
-
 
 def start_workers(env: dict, names: list[str], logs: Path, store: redis.Redis) -> dict[str, subprocess.Popen]:
-    """Workers named ``names`` (logs in ``logs``), once each has sent its heartbeat."""
-    procs = {name: start_worker(env, name, logs / f"{name.split('@')[0]}.log") for name in names}
+    """Workers named ``names`` (logs in ``logs``), run as the worker image runs them, once each has sent its
+    heartbeat."""
+    procs = {name: start_worker(env, name, logs / f"{name.split('@')[0]}.log", youtube_replay=False,
+                                own_session=True) for name in names}
     try:
         wait_for(lambda: live_names(store) >= set(names) or any(p.poll() is not None for p in procs.values()),
                  120, "the workers' heartbeats")
