@@ -10,7 +10,7 @@ export class Problem extends Error {
   }
 }
 
-const retryAfterOf = (headers) => Number(headers.get("Retry-After")) || 0;
+const seconds = (retryAfter) => Number(retryAfter) || 0;
 
 function problemFrom(status, body, retryAfter) {
   const error = body && body.error;
@@ -26,8 +26,9 @@ export async function request(path, options = {}) {
     throw new Problem("offline", "The service could not be reached.");
   }
   const body = await response.json().catch(() => null);
-  if (!response.ok) throw problemFrom(response.status, body, retryAfterOf(response.headers));
-  return { body, retryAfter: retryAfterOf(response.headers) };
+  const retryAfter = seconds(response.headers.get("Retry-After"));
+  if (!response.ok) throw problemFrom(response.status, body, retryAfter);
+  return { body, retryAfter };
 }
 
 export const postJson = (path, data) =>
@@ -45,9 +46,8 @@ export function uploadFile(file, onProgress) {
       if (event.lengthComputable) onProgress(event.loaded / event.total);
     });
     xhr.addEventListener("load", () => {
-      const retryAfter = Number(xhr.getResponseHeader("Retry-After")) || 0;
       if (xhr.status >= 200 && xhr.status < 300) resolve(xhr.response);
-      else reject(problemFrom(xhr.status, xhr.response, retryAfter));
+      else reject(problemFrom(xhr.status, xhr.response, seconds(xhr.getResponseHeader("Retry-After"))));
     });
     xhr.addEventListener("error", () => reject(new Problem("offline", "The upload could not reach the service.")));
     const form = new FormData();
