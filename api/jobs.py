@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1/jobs")
 
 SNIFF_BYTES = 4096
-_PUBLIC = ("id", "status", "stage", "progress", "source", "cached", "created_at", "updated_at",
+_PUBLIC = ("id", "status", "stage", "progress", "source", "cached", "attempt", "created_at", "updated_at",
            "result", "error")
 
 

@@ -3,6 +3,8 @@
 Both the API and the workers go through these functions; nothing else touches the
 keys. Every record expires after ``JOB_TTL_S``. A finished record is never finished
 a second time, so a job redelivered after a worker vanished cannot be reported twice.
+A record is *open* from its creation until it is finished: the set ``OPEN`` lists
+them, so the reconciler (shared/reconcile.py) can find accepted work that was lost.
 """
 from __future__ import annotations
 
@@ -13,8 +15,12 @@ import uuid
 from functools import lru_cache
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from shared.settings import Settings
+
+OPEN = "genre:open"
 
 # Sets fields only while the record exists and is unfinished, in one step, so a late
 # progress report can never overwrite a finished record.
@@ -28,25 +34,36 @@ return 0
 
 # Marks a record finished and writes its outcome in one step, only if it exists and is not
 # finished yet: a record is finished exactly once, and a crash cannot leave it half-finished.
+# It leaves the open set in the same step.
 _FINISH_ONCE = """
+redis.call('srem', KEYS[2], ARGV[2])
 if redis.call('exists', KEYS[1]) == 0 or redis.call('hexists', KEYS[1], 'finished_at') == 1 then
   return 0
 end
-redis.call('hset', KEYS[1], unpack(ARGV, 2))
+redis.call('hset', KEYS[1], unpack(ARGV, 3))
 redis.call('expire', KEYS[1], ARGV[1])
 return 1
 """
 
+StoreUnavailable = (redis.ConnectionError, redis.TimeoutError)
 
-@lru_cache(maxsize=4)
-def _client(url: str) -> redis.Redis:
+
+@lru_cache(maxsize=8)
+def _client(url: str, retry_s: float) -> redis.Redis:
+    # Backoff doubles from 0.1 s to 1 s, so retries ≈ seconds of outage ridden out.
+    retry = Retry(ExponentialBackoff(cap=1.0, base=0.1), retries=max(1, round(retry_s) + 3))
     return redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=2,
-                                socket_timeout=5, health_check_interval=30)
+                                socket_timeout=5, health_check_interval=30, retry=retry,
+                                retry_on_error=[redis.ConnectionError, redis.TimeoutError])
 
 
-def get_redis(settings: Settings) -> redis.Redis:
-    """One connection pool per Redis URL per process."""
-    return _client(settings.redis_url)
+def get_redis(settings: Settings, patient: bool = False) -> redis.Redis:
+    """One connection pool per Redis URL per process.
+
+    ``patient``: a command retries through a Redis outage of up to ``REDIS_RETRY_S`` (a worker
+    in the middle of a job would rather wait than lose it); otherwise for a moment only, so an
+    API request answers 503 quickly."""
+    return _client(settings.redis_url, settings.redis_retry_s if patient else 0)
 
 
 def _key(kind: str, record_id: str) -> str:
@@ -74,11 +91,26 @@ def create(r: redis.Redis, settings: Settings, kind: str, record_id: str | None 
     record = {"id": record_id or new_id(), "kind": kind, "status": "queued", "stage": "queued",
               "created_at": _now(), "updated_at": _now(), **fields}
     key = _key(kind, record["id"])
-    with r.pipeline() as pipe:
+    with r.pipeline() as pipe:  # MULTI: the record and its open mark exist together or not at all
         pipe.hset(key, mapping=_encode(record))
         pipe.expire(key, settings.job_ttl_s)
+        pipe.sadd(OPEN, _member(kind, record["id"]))
         pipe.execute()
     return record
+
+
+def _member(kind: str, record_id: str) -> str:
+    return f"{kind}:{record_id}"
+
+
+def open_records(r: redis.Redis) -> list[tuple[str, str]]:
+    """(kind, id) of every record created and not yet finished."""
+    return [tuple(member.split(":", 1)) for member in r.smembers(OPEN)]
+
+
+def forget_open(r: redis.Redis, kind: str, record_id: str) -> None:
+    """Drop a record from the open set (it expired, so nothing is left to run)."""
+    r.srem(OPEN, _member(kind, record_id))
 
 
 def get(r: redis.Redis, kind: str, record_id: str) -> dict | None:
@@ -99,7 +131,8 @@ def finish(r: redis.Redis, settings: Settings, kind: str, record_id: str, **fiel
     """Mark a record succeeded or failed, once: False when it was already finished."""
     outcome = _encode({**fields, "stage": "done", "updated_at": _now(), "finished_at": _now()})
     flat = [part for item in outcome.items() for part in item]
-    return bool(r.eval(_FINISH_ONCE, 1, _key(kind, record_id), settings.job_ttl_s, *flat))
+    return bool(r.eval(_FINISH_ONCE, 2, _key(kind, record_id), OPEN, settings.job_ttl_s,
+                       _member(kind, record_id), *flat))
 
 
 def succeed(r: redis.Redis, settings: Settings, kind: str, record_id: str, **fields) -> bool:
@@ -159,7 +192,8 @@ HEARTBEAT_S = 5
 
 
 def beat(r: redis.Redis, worker: str, info: dict) -> None:
-    """A worker says it is alive; the mark lapses three heartbeats after it stops."""
+    """A worker says it is alive, and which tasks it holds (``info["held"]``: reserved or running);
+    the mark lapses three heartbeats after it stops."""
     r.set(f"genre:worker:{worker}", json.dumps({**info, "host": socket.gethostname(), "at": _now()}),
           ex=3 * HEARTBEAT_S)
 
@@ -171,3 +205,8 @@ def forget_worker(r: redis.Redis, worker: str) -> None:
 def live_workers(r: redis.Redis) -> list[dict]:
     keys = list(r.scan_iter("genre:worker:*", count=100))
     return [json.loads(v) for v in r.mget(keys) if v] if keys else []
+
+
+def held_by(r: redis.Redis) -> dict[str, str]:
+    """Task id → the live worker that holds it."""
+    return {task_id: w["name"] for w in live_workers(r) for task_id in w.get("held", ())}

@@ -4,6 +4,8 @@ The API builds this app too, but never imports the worker's code (and so never t
 """
 from __future__ import annotations
 
+import json
+
 from celery import Celery
 
 from shared.settings import Settings
@@ -38,3 +40,16 @@ def make_celery(settings: Settings) -> Celery:
         worker_send_task_events=False,
     )
     return app
+
+
+def waiting_task_ids(r) -> set[str]:
+    """Ids of the tasks waiting in the queue, read from kombu's Redis list (one JSON message each).
+
+    ``r`` is a Redis client on the broker with decoded responses."""
+    ids = set()
+    for raw in r.lrange(QUEUE, 0, -1):
+        try:
+            ids.add(json.loads(raw)["headers"]["id"])
+        except (ValueError, KeyError, TypeError):
+            continue  # not a Celery message of ours; nothing to match
+    return ids

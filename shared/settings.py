@@ -71,6 +71,16 @@ class Settings:
     proxy_hops: int = 0
     # Seconds a client is told to wait between polls (the Retry-After header).
     poll_interval_s: int = 1
+    # How long a worker in the middle of a job retries the job store while Redis is away, in
+    # seconds, before it hands the job back (the reconciler then queues it again).
+    redis_retry_s: float = 60.0
+    # An accepted job or search that is in no queue and held by no live worker for this many
+    # seconds was lost (with a Redis restart, a dead worker): it is queued again.
+    orphan_grace_s: float = 10.0
+    # Redis's append-only file, for the Redis that `make up` starts: "always" syncs every write
+    # to disk before Redis answers (nothing accepted is lost even on a power cut), "everysec"
+    # once a second (a Redis crash loses nothing, a power cut up to a second).
+    redis_appendfsync: str = "always"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
@@ -113,6 +123,10 @@ class Settings:
             raise SettingsError(
                 "need 0 < TASK_SOFT_TIME_LIMIT_S < TASK_TIME_LIMIT_S < VISIBILITY_TIMEOUT_S, "
                 "so a job is never handed to a second worker while the first may still run it")
+        if self.redis_retry_s < 0 or self.orphan_grace_s <= 0:
+            raise SettingsError("REDIS_RETRY_S must be 0 or more and ORPHAN_GRACE_S positive")
+        if self.redis_appendfsync not in ("always", "everysec"):
+            raise SettingsError(f"REDIS_APPENDFSYNC={self.redis_appendfsync!r}: use always or everysec")
         if self.rate_limit_per_minute < 0:
             raise SettingsError("RATE_LIMIT_PER_MINUTE must be 0 (off) or more")
 

@@ -1,4 +1,5 @@
-"""The worker's Celery app: settings, the model (loaded once per process) and a heartbeat."""
+"""The worker's Celery app: settings, the model (loaded once per process), a heartbeat, and the
+reconciler that queues lost work again (shared/reconcile.py)."""
 from __future__ import annotations
 
 import logging
@@ -8,7 +9,8 @@ import threading
 from celery import signals
 
 from shared import jobs
-from shared.queue import make_celery
+from shared.queue import ANALYZE, SEARCH, make_celery
+from shared.reconcile import reconcile, take_turn
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -70,6 +72,22 @@ def _load_model(**_) -> None:
 _stop = threading.Event()
 
 
+def _held() -> list[str]:
+    """Ids of the tasks this worker has taken: reserved, or running in a pool process."""
+    from celery.worker import state
+
+    for _ in range(5):
+        try:  # the consumer thread may change the sets while we read them
+            return sorted({req.id for req in [*state.reserved_requests, *state.active_requests]})
+        except RuntimeError:
+            continue
+    return []
+
+
+def _requeue(kind: str, record_id: str) -> None:
+    app.send_task(ANALYZE if kind == "job" else SEARCH, args=[record_id], task_id=record_id)
+
+
 def _heartbeat(name: str) -> None:
     from worker.pipeline import sweep_stale_files
 
@@ -79,9 +97,11 @@ def _heartbeat(name: str) -> None:
     beat = 0
     while not _stop.is_set():
         try:
-            jobs.beat(r, name, info)
+            jobs.beat(r, name, {**info, "held": _held()})
+            if take_turn(r, name, jobs.HEARTBEAT_S):
+                reconcile(r, settings.orphan_grace_s, _requeue)
         except Exception as error:  # Redis away: keep trying, /readyz will say so meanwhile
-            log.warning("heartbeat failed: %s", error)
+            log.warning("heartbeat or reconciler failed: %s", error)
         if beat % beats_per_sweep == 0:
             sweep_stale_files(settings)
         beat += 1

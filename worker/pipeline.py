@@ -32,7 +32,8 @@ class _AlreadyAnalysed(Exception):
 
 
 def run(job_id: str, settings: Settings, classifier: GenreClassifier, worker: str = "") -> None:
-    r = jobs.get_redis(settings)
+    # Patient: through a short Redis outage the job waits and then finishes, rather than being lost.
+    r = jobs.get_redis(settings, patient=True)
     job = jobs.get(r, "job", job_id)
     if job is None:
         log.warning("job %s: no record (expired?); nothing to do", job_id)
@@ -42,25 +43,48 @@ def run(job_id: str, settings: Settings, classifier: GenreClassifier, worker: st
         # A redelivered message for a job another worker finished.
         log.info("job %s: already %s; not run again", job_id, job["status"])
         return
+    holder = jobs.held_by(r).get(job_id)
+    if holder and holder != worker:
+        # A second message for a job a live worker is running (queued again while its worker
+        # was cut off from Redis): that worker finishes it.
+        log.info("job %s: running on %s; not run twice", job_id, holder)
+        return
     work = settings.work_dir / job_id
-    jobs.update(r, "job", job_id, status="running", worker=worker)
+    attempt = job.get("attempt", 0) + 1
+    if attempt > 1:
+        log.warning("job %s: attempt %d (the last one stopped before the job ended)", job_id, attempt)
+    restart = {"stage": "queued", "progress": {"done": 0, "total": 0}} if attempt > 1 else {}
+    jobs.update(r, "job", job_id, status="running", worker=worker, attempt=attempt, **restart)
+    ended = False  # recorded as finished in the store; until then the upload is kept for another attempt
     try:
         _analyse(r, job, work, settings, classifier)
+        ended = True
     except _AlreadyAnalysed as hit:
         jobs.succeed_from_cache(r, settings, job_id, job["source"], hit.cached)
+        ended = True
         log.info("job %s answered from the cache", job_id)
     except AnalysisError as error:
         log.info("job %s failed: %s (%s)", job_id, error.code, error.message)
         jobs.fail(r, settings, "job", job_id, error.code, error.message)
+        ended = True
     except SoftTimeLimitExceeded:
         log.warning("job %s: over the %d s time limit", job_id, settings.task_soft_time_limit_s)
         jobs.fail(r, settings, "job", job_id, "internal",
                   f"The analysis took longer than {settings.task_soft_time_limit_s} s and was stopped.")
+        ended = True
+    except jobs.StoreUnavailable:
+        log.error("job %s: the job store stayed unreachable for %.0f s; handing the job back",
+                  job_id, settings.redis_retry_s)
+        raise
     except Exception:
         log.exception("job %s: unexpected error", job_id)
         jobs.fail(r, settings, "job", job_id, "internal", f"Something went wrong on our side (job {job_id}).")
+        ended = True
     finally:
-        clean_up(job_id, settings)
+        if ended:
+            clean_up(job_id, settings)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def clean_up(job_id: str, settings: Settings) -> None:

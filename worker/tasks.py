@@ -24,6 +24,11 @@ class _RecordedTask(Task):
     kind = "job"
 
     def on_failure(self, exc, task_id, args, kwargs, einfo):
+        if isinstance(exc, jobs.StoreUnavailable):
+            # Nothing can be recorded now; the record stays open, and the reconciler queues the
+            # job again once Redis answers (the upload is kept for it).
+            log.error("%s %s: handed back, the job store is unreachable: %s", self.kind, task_id, exc)
+            return
         r = jobs.get_redis(settings)
         if isinstance(exc, TimeLimitExceeded):
             message = f"The work was stopped after {settings.task_time_limit_s} s."
@@ -47,7 +52,7 @@ def analyze(self, job_id: str) -> None:
 
 @app.task(name=SEARCH, base=_SearchTask)
 def search_youtube(search_id: str) -> None:
-    r = jobs.get_redis(settings)
+    r = jobs.get_redis(settings, patient=True)
     record = jobs.get(r, "search", search_id)
     if record is None or record["status"] in ("succeeded", "failed"):
         return
@@ -56,6 +61,8 @@ def search_youtube(search_id: str) -> None:
         candidates = search(record["query"], record["limit"], settings, search_id)
     except AnalysisError as error:
         jobs.fail(r, settings, "search", search_id, error.code, error.message)
+    except jobs.StoreUnavailable:
+        raise
     except Exception:
         log.exception("search %s: unexpected error", search_id)
         jobs.fail(r, settings, "search", search_id, "internal", "The search failed on our side; try again.")

@@ -182,6 +182,10 @@ function showStatus(job) {
   } else {
     setProgress(STAGES[job.stage] || "Working…", { downloading: 0.03, decoding: 0.08 }[job.stage] || 0);
   }
+  // Progress went back to the start: say why rather than let the bar jump back unexplained.
+  if (job.attempt > 1 && !["succeeded", "failed"].includes(job.status)) {
+    $("job-stage").textContent += ` (started again: the worker that had it stopped; attempt ${job.attempt})`;
+  }
 }
 
 function showProblem(problem) {

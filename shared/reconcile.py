@@ -1,0 +1,64 @@
+"""Finds accepted work that nothing will run, and queues it again.
+
+A job or search is open from its ``202`` until it is finished (``jobs.OPEN``). An open record
+should always be somewhere: waiting in the queue, or held by a live worker (reserved or
+running, as its heartbeat says). One that is nowhere for longer than ``ORPHAN_GRACE_S`` was
+lost: its message went with a worker that died holding it, with a task that gave up while
+Redis was away, or with a Redis that came back from an older file. Queuing it again is safe:
+a record is finished only once (``jobs.finish``), so work that was not lost after all is still
+reported once.
+
+The grace covers the moments when a task is in flight between the two places (sent but not
+yet in the list; taken from the list, not yet in a heartbeat).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable
+
+import redis
+
+from shared import jobs
+from shared.queue import waiting_task_ids
+
+log = logging.getLogger(__name__)
+
+_SINCE = "genre:orphans"  # open record → when it was first seen nowhere
+_LOCK = "genre:reconciling"
+
+
+def reconcile(r: redis.Redis, grace_s: float, send: Callable[[str, str], None],
+              now: float | None = None) -> list[str]:
+    """Queue again (through ``send(kind, id)``) every open record that has been nowhere for
+    ``grace_s``; the ids queued again."""
+    now = time.time() if now is None else now
+    held = jobs.held_by(r)
+    nowhere = {(kind, rid) for kind, rid in jobs.open_records(r) if rid not in held}
+    if nowhere:
+        waiting = waiting_task_ids(r)
+        nowhere = {(kind, rid) for kind, rid in nowhere if rid not in waiting}
+    since = {tuple(member.split(":", 1)): float(at) for member, at in r.hgetall(_SINCE).items()}
+    for gone in set(since) - nowhere:
+        r.hdel(_SINCE, ":".join(gone))
+    requeued = []
+    for kind, rid in sorted(nowhere):
+        record = jobs.get(r, kind, rid)
+        if record is None or record.get("finished_at"):
+            jobs.forget_open(r, kind, rid)  # expired, or finished as we looked
+            r.hdel(_SINCE, f"{kind}:{rid}")
+        elif (kind, rid) not in since:
+            r.hset(_SINCE, f"{kind}:{rid}", now)
+        elif now - since[(kind, rid)] >= grace_s:
+            jobs.update(r, kind, rid, status="queued", stage="queued")
+            send(kind, rid)
+            r.hdel(_SINCE, f"{kind}:{rid}")
+            log.warning("%s %s: lost (in no queue, on no live worker for %.0f s); queued again",
+                        kind, rid, now - since[(kind, rid)])
+            requeued.append(rid)
+    return requeued
+
+
+def take_turn(r: redis.Redis, worker: str, period_s: float) -> bool:
+    """True for one worker per period: the reconciler runs on one worker at a time."""
+    return bool(r.set(_LOCK, worker, nx=True, px=int(period_s * 1000)))
