@@ -1,8 +1,11 @@
 """The embedded default behind `make up`: Redis, one worker and the API with the page, on one port.
 
-Starts a local redis-server when none answers at REDIS_URL (its data goes beside
-STORAGE_DIR, in ``redis/``), one Celery worker, and gunicorn serving the API and
-frontend/ on HOST:PORT. Ctrl-C (or SIGTERM) stops them all; so does any of them dying.
+Starts a local redis-server when none answers at REDIS_URL (its data, with an append-only
+file, goes beside STORAGE_DIR, in ``redis/``), one Celery worker, and gunicorn serving the API
+and frontend/ on HOST:PORT, and keeps them running: one that dies is started again (after a
+pause that grows while it keeps dying at once; after five such deaths in a row everything
+stops, since something needs fixing). Ctrl-C (or SIGTERM) stops the API, then the worker,
+which hands its running job back to the queue at once, then Redis.
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -29,25 +33,59 @@ def redis_answers(url: str) -> bool:
         return False
 
 
-def start_redis(settings: Settings) -> subprocess.Popen:
+# A child that exits within this many seconds of its start died "at once"; this many such
+# deaths in a row stop the service instead of restarting it again.
+QUICK_EXIT_S = 10
+MAX_QUICK_EXITS = 5
+
+
+@dataclass
+class Child:
+    """A supervised process: how to start it, and how to stop it without losing work."""
+
+    name: str
+    command: list[str]
+    stop_signal: int = signal.SIGTERM
+    proc: subprocess.Popen | None = None
+    started: float = 0.0
+    quick_exits: int = 0
+    restart_at: float | None = None
+    kwargs: dict = field(default_factory=dict)
+
+    def start(self) -> None:
+        self.proc, self.started, self.restart_at = start(self.command, **self.kwargs), time.monotonic(), None
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+def redis_command(settings: Settings) -> list[str]:
+    parts = urlsplit(settings.redis_url)
+    data = settings.storage_dir.resolve().parent / "redis"
+    data.mkdir(parents=True, exist_ok=True)
+    # The append-only file makes an accepted job outlive a Redis crash (see README, "What survives").
+    return ["redis-server", "--port", str(parts.port or 6379), "--bind", "127.0.0.1", "--dir", str(data),
+            "--appendonly", "yes", "--appendfsync", settings.redis_appendfsync, "--save", "",
+            "--maxmemory-policy", "noeviction"]
+
+
+def start_redis(settings: Settings) -> Child:
     parts = urlsplit(settings.redis_url)
     if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
         sys.exit(f"No Redis answers at {settings.redis_url}, and it is not on this machine to start one.")
     if not shutil.which("redis-server"):
         sys.exit("redis-server is not installed: run `make install` (it installs it with apt).")
-    data = settings.storage_dir.resolve().parent / "redis"
-    data.mkdir(parents=True, exist_ok=True)
-    proc = start(["redis-server", "--port", str(parts.port or 6379), "--bind", "127.0.0.1", "--dir", str(data),
-                   "--save", "60 1", "--appendonly", "no", "--maxmemory-policy", "noeviction"],
-                  stdout=subprocess.DEVNULL)
+    child = Child("redis-server", redis_command(settings), kwargs={"stdout": subprocess.DEVNULL})
+    child.start()
     deadline = time.monotonic() + 10
     while not redis_answers(settings.redis_url):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            stop_all([proc])
+        if not child.running() or time.monotonic() > deadline:
+            stop_all([child])
             sys.exit(f"redis-server did not start on port {parts.port or 6379}.")
         time.sleep(0.1)
+    data = child.command[child.command.index("--dir") + 1]
     print(f"started redis-server on port {parts.port or 6379} (data in {data})", flush=True)
-    return proc
+    return child
 
 
 def start(command: list[str], **kwargs) -> subprocess.Popen:
@@ -56,16 +94,36 @@ def start(command: list[str], **kwargs) -> subprocess.Popen:
     return subprocess.Popen(command, cwd=REPO, start_new_session=True, **kwargs)
 
 
-def stop_all(procs: list[subprocess.Popen]) -> None:
-    # The API first, then the worker (it finishes or hands back its job), Redis last.
-    for proc in reversed(procs):
-        if proc.poll() is None:
-            proc.terminate()
+def stop_all(children: list[Child]) -> None:
+    # The API first, then the worker, Redis last. The worker gets SIGQUIT, Celery's cold
+    # shutdown: it stops its running job and hands it back to the queue at once (late acks), so
+    # the next start runs it again; SIGTERM would wait for the job to end.
+    for child in reversed(children):
+        if child.running():
+            child.proc.send_signal(child.stop_signal)
             try:
-                proc.wait(30)
+                child.proc.wait(30)
             except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+                child.proc.kill()
+                child.proc.wait()
+
+
+def supervise(children: list[Child], now: float) -> str | None:
+    """Start again each child that died; a reason to stop everything, or None."""
+    for child in children:
+        if child.restart_at is not None:
+            if now >= child.restart_at:
+                child.start()
+                print(f"{child.name}: started again", file=sys.stderr, flush=True)
+        elif not child.running():
+            child.quick_exits = child.quick_exits + 1 if now - child.started < QUICK_EXIT_S else 0
+            if child.quick_exits >= MAX_QUICK_EXITS:
+                return f"{child.name} exited at once {MAX_QUICK_EXITS} times in a row; see its log above"
+            pause = 2.0 ** child.quick_exits
+            print(f"{child.name} exited with {child.proc.returncode}; starting it again in {pause:.0f} s",
+                  file=sys.stderr, flush=True)
+            child.restart_at = now + pause
+    return None
 
 
 def main() -> int:
@@ -73,7 +131,7 @@ def main() -> int:
         settings = Settings.from_env()
     except SettingsError as error:
         sys.exit(f"bad setting: {error}")
-    procs: list[subprocess.Popen] = []
+    children: list[Child] = []
     stopping = False
 
     def on_signal(signum, _frame):
@@ -83,22 +141,24 @@ def main() -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     if not redis_answers(settings.redis_url):
-        procs.append(start_redis(settings))
+        children.append(start_redis(settings))
     python = sys.executable
-    procs.append(start([python, "-m", "celery", "-A", "worker", "worker", "--loglevel=INFO", "--concurrency=1",
-                        "-n", "local@%h", "--without-gossip", "--without-mingle"]))
-    procs.append(start([python, "-m", "gunicorn", "--bind", f"{settings.host}:{settings.port}", "--workers", "2",
+    children.append(Child("worker", [python, "-m", "celery", "-A", "worker", "worker", "--loglevel=INFO",
+                                     "--concurrency=1", "-n", "local@%h", "--without-gossip", "--without-mingle"],
+                          stop_signal=signal.SIGQUIT))
+    children.append(Child("api", [python, "-m", "gunicorn", "--bind", f"{settings.host}:{settings.port}", "--workers", "2",
                         "--threads", "4", "--timeout", "120", "--access-logfile", "-", "api:create_app()"]))
+    for child in children[-2:]:
+        child.start()
     print(f"genre service on http://{settings.host}:{settings.port}  (Ctrl-C stops it)", flush=True)
-    code = 0
-    while not stopping:
-        dead = [p for p in procs if p.poll() is not None]
-        if dead:
-            print(f"{' '.join(dead[0].args[:4])} exited with {dead[0].returncode}; stopping", file=sys.stderr)
-            code = 1
-            break
+    code, reason = 0, None
+    while not stopping and reason is None:
+        reason = supervise(children, time.monotonic())
         time.sleep(0.3)
-    stop_all(procs)
+    if reason:
+        print(f"{reason}; stopping", file=sys.stderr, flush=True)
+        code = 1
+    stop_all(children)
     return code
 
 
