@@ -1,0 +1,88 @@
+"""What Redis's append-only file costs the job store: job records created per second and the
+latency of one, with no AOF, AOF fsynced every second, and AOF fsynced on every write.
+
+Each mode gets a fresh redis-server on a free port with its data in a temporary folder (on the
+same disk as the system's temporary files). A job creation is the store's real write path
+behind a 202 (``jobs.create``: a record, its expiry and its open mark in one MULTI).
+
+    .venv/bin/python tests/benchmarks/redis_fsync.py [--jobs 2000] [--clients 1,8]
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(REPO), str(REPO / "tests" / "support")]
+
+from stack import free_port, stop, wait_for  # noqa: E402
+
+from shared import jobs  # noqa: E402
+from shared.settings import Settings  # noqa: E402
+
+MODES = {"no AOF": ["--appendonly", "no"],
+         "AOF everysec": ["--appendonly", "yes", "--appendfsync", "everysec"],
+         "AOF always": ["--appendonly", "yes", "--appendfsync", "always"]}
+
+
+def measure(mode: list[str], total: int, clients: int) -> tuple[float, float, float]:
+    """(creations per second, median ms, p99 ms)."""
+    folder = Path(tempfile.mkdtemp(prefix="fsync-"))
+    port = free_port()
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--dir", str(folder), *mode], stdout=subprocess.DEVNULL)
+    try:
+        settings = Settings(redis_url=f"redis://127.0.0.1:{port}/0")
+        r = jobs.get_redis(settings)
+        wait_for(lambda: _pings(r), 10, "redis-server")
+        latencies: list[float] = []
+
+        def client(n: int) -> None:
+            for _ in range(n):
+                start = time.perf_counter()
+                jobs.create(r, settings, "job", source={"kind": "upload"}, request={"upload": "x.mp3"})
+                latencies.append(time.perf_counter() - start)
+
+        threads = [threading.Thread(target=client, args=(total // clients,)) for _ in range(clients)]
+        began = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - began
+        latencies.sort()
+        return (len(latencies) / elapsed, statistics.median(latencies) * 1000,
+                latencies[int(0.99 * len(latencies))] * 1000)
+    finally:
+        stop(proc)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _pings(r) -> bool:
+    try:
+        return r.ping()
+    except Exception:
+        return False
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=2000)
+    parser.add_argument("--clients", default="1,8")
+    args = parser.parse_args()
+    print(f"{'mode':<14} {'clients':>7} {'jobs/s':>8} {'p50 ms':>7} {'p99 ms':>7}")
+    for clients in (int(c) for c in args.clients.split(",")):
+        for name, mode in MODES.items():
+            rate, p50, p99 = measure(mode, args.jobs, clients)
+            print(f"{name:<14} {clients:>7} {rate:>8.0f} {p50:>7.2f} {p99:>7.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+"""No accepted job is lost: the job store's open set, the reconciler, and fault drills with a real
+Redis (append-only file, as `make up` runs it) and real workers."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+from stack import ARTIFACTS, finished, start_redis, start_worker, stop, wait_for
+from workers import leftover_files, live_names, stop_group
+
+from conftest import make_audio
+from shared import jobs
+from shared.queue import QUEUE
+from shared.reconcile import reconcile
+from shared.settings import Settings
+
+
+# --- The reconciler, on its own (a real Redis, no worker).
+
+@pytest.fixture
+def bare_store(redis_url):
+    settings = Settings(redis_url=redis_url)
+    r = jobs.get_redis(settings)
+    r.flushdb()
+    yield settings, r
+    r.flushdb()
+
+
+def _sent():
+    sent = []
+    return sent, lambda kind, rid: sent.append((kind, rid))
+
+
+def test_a_job_in_no_queue_and_on_no_worker_is_queued_again_after_the_grace(bare_store):
+    settings, r = bare_store
+    record = jobs.create(r, settings, "job")
+    sent, send = _sent()
+    reconcile(r, 10, send, now=1000.0)
+    reconcile(r, 10, send, now=1010.0)
+    assert sent == [("job", record["id"])]
+
+
+def test_a_lost_job_is_not_queued_again_before_the_grace_has_passed(bare_store):
+    settings, r = bare_store
+    jobs.create(r, settings, "job")
+    sent, send = _sent()
+    reconcile(r, 10, send, now=1000.0)
+    reconcile(r, 10, send, now=1009.0)
+    assert sent == []
+
+
+def test_a_job_waiting_in_the_queue_is_left_alone(bare_store):
+    settings, r = bare_store
+    record = jobs.create(r, settings, "job")
+    r.lpush(QUEUE, json.dumps({"headers": {"id": record["id"]}, "body": ""}))
+    sent, send = _sent()
+    reconcile(r, 10, send, now=1000.0)
+    reconcile(r, 10, send, now=2000.0)
+    assert sent == []
+
+
+def test_a_job_held_by_a_live_worker_is_left_alone(bare_store):
+    settings, r = bare_store
+    record = jobs.create(r, settings, "job")
+    jobs.beat(r, "w1@host", {"name": "w1@host", "held": [record["id"]]})
+    sent, send = _sent()
+    reconcile(r, 10, send, now=1000.0)
+    reconcile(r, 10, send, now=2000.0)
+    assert sent == []
+
+
+def test_a_finished_job_leaves_the_open_set(bare_store):
+    settings, r = bare_store
+    record = jobs.create(r, settings, "job")
+    jobs.succeed(r, settings, "job", record["id"], result={})
+    assert jobs.open_records(r) == []
+
+
+def test_an_expired_record_leaves_the_open_set_without_being_queued(bare_store):
+    settings, r = bare_store
+    record = jobs.create(r, settings, "job")
+    r.delete(f"genre:job:{record['id']}")
+    sent, send = _sent()
+    reconcile(r, 10, send, now=1000.0)
+    assert (sent, jobs.open_records(r)) == ([], [])
+
+
+def test_a_job_queued_again_says_it_is_queued(bare_store):
+    settings, r = bare_store
+    record = jobs.create(r, settings, "job")
+    jobs.update(r, "job", record["id"], status="running", stage="analyzing")
+    reconcile(r, 10, lambda *_: None, now=1000.0)
+    reconcile(r, 10, lambda *_: None, now=1010.0)
+    assert jobs.get(r, "job", record["id"])["status"] == "queued"
+
+
+# --- Fault drills: a durable Redis that is killed and started again, real workers.
+
+class Drill:
+    """A durable Redis on a fixed port and folder (so it can be killed and brought back), a worker,
+    and the API's Flask app, all on the same settings."""
+
+    def __init__(self, tmp_path, **env):
+        self.folder = tmp_path / "redis"
+        self.folder.mkdir()
+        self.redis, url = start_redis(self.folder, durable=True)
+        self.port = int(url.rsplit(":", 1)[1].split("/")[0])
+        self.env = {"REDIS_URL": url, "STORAGE_DIR": str(tmp_path / "uploads"), "WORK_DIR": str(tmp_path / "work"),
+                    "RATE_LIMIT_PER_MINUTE": "0", "TORCH_THREADS": "1", **env}
+        self.settings = Settings.from_env(self.env)
+        self.store = jobs.get_redis(self.settings)
+        self.log = ARTIFACTS / f"drill-{tmp_path.name}.log"
+        self.worker = start_worker(self.env, f"drill-{tmp_path.name}@%h", self.log, youtube_replay=False,
+                                   own_session=True)
+        wait_for(lambda: self.worker.poll() is not None or live_names(self.store), 90, "the drill worker")
+        assert self.worker.poll() is None, self.log.read_text()
+        from api import create_app
+
+        self.client = create_app(self.settings).test_client()
+
+    def upload(self, path) -> str:
+        with open(path, "rb") as f:
+            response = self.client.post("/api/v1/jobs", data={"file": (f, path.name)})
+        assert response.status_code == 202, response.get_json()
+        return response.get_json()["id"]
+
+    def kill_redis(self, how: int = signal.SIGKILL) -> None:
+        self.redis.send_signal(how)
+        self.redis.wait(30)
+
+    def start_redis_again(self) -> None:
+        self.redis, _ = start_redis(self.folder, port=self.port, durable=True)
+
+    def successes(self, job_id: str) -> int:
+        logs = [self.log, self.log.with_suffix(".2.log")]
+        return sum(log.read_text(errors="replace").count(f"job {job_id} succeeded") for log in logs if log.exists())
+
+    def close(self) -> None:
+        stop_group(self.worker)
+        stop(self.redis)
+
+
+@pytest.fixture
+def drill(tmp_path):
+    made = []
+
+    def make(**env) -> Drill:
+        made.append(Drill(tmp_path, **env))
+        return made[-1]
+    yield make
+    for d in made:
+        d.close()
+
+
+def test_redis_killed_right_after_accepted_uploads_loses_none_of_them(drill, tmp_path):
+    d = drill()
+    songs = [make_audio(tmp_path / f"song{i}.mp3", 8.0, pitch=1 + i / 10) for i in range(4)]
+    ids = [d.upload(song) for song in songs]
+    d.kill_redis()
+    d.start_redis_again()
+    ends = [finished(d.client, f"/api/v1/jobs/{i}", timeout=120)["status"] for i in ids]
+    assert ends == ["succeeded"] * 4
+
+
+def test_a_job_running_through_a_redis_outage_succeeds_once_redis_is_back(drill, tmp_path):
+    d = drill()
+    job_id = d.upload(make_audio(tmp_path / "long.mp3", 240.0))
+    wait_for(lambda: (jobs.get(d.store, "job", job_id) or {}).get("stage") == "analyzing", 60, "the analysis")
+    d.kill_redis(signal.SIGTERM)
+    time.sleep(5)
+    d.start_redis_again()
+    assert finished(d.client, f"/api/v1/jobs/{job_id}", timeout=120)["status"] == "succeeded"
+
+
+def test_a_worker_that_loses_redis_for_longer_than_it_waits_hands_the_job_back_and_it_succeeds(drill, tmp_path):
+    d = drill(REDIS_RETRY_S="1", ORPHAN_GRACE_S="2")
+    job_id = d.upload(make_audio(tmp_path / "long.mp3", 240.0))
+    wait_for(lambda: (jobs.get(d.store, "job", job_id) or {}).get("stage") == "analyzing", 60, "the analysis")
+    d.kill_redis(signal.SIGTERM)
+    time.sleep(8)
+    d.start_redis_again()
+    job = finished(d.client, f"/api/v1/jobs/{job_id}", timeout=180)
+    assert (job["status"], job["attempt"]) == ("succeeded", 2)
+
+
+def test_an_upload_is_kept_while_its_job_waits_to_be_run_again(drill, tmp_path):
+    d = drill(REDIS_RETRY_S="1", ORPHAN_GRACE_S="2")
+    job_id = d.upload(make_audio(tmp_path / "long.mp3", 240.0))
+    wait_for(lambda: (jobs.get(d.store, "job", job_id) or {}).get("stage") == "analyzing", 60, "the analysis")
+    d.kill_redis(signal.SIGTERM)
+    wait_for(lambda: "handing the job back" in d.log.read_text(errors="replace"), 60, "the worker to give up")
+    assert [p.name for p in leftover_files(d.settings.storage_dir)] == [f"{job_id}.mp3"]
+
+
+def test_a_job_of_a_killed_worker_is_finished_exactly_once_by_the_next(drill, tmp_path):
+    d = drill(ORPHAN_GRACE_S="2")
+    job_id = d.upload(make_audio(tmp_path / "long.mp3", 240.0))
+    wait_for(lambda: (jobs.get(d.store, "job", job_id) or {}).get("stage") == "analyzing", 60, "the analysis")
+    os.killpg(d.worker.pid, signal.SIGKILL)
+    d.worker.wait()
+    d.worker = start_worker(d.env, f"drill-{tmp_path.name}@%h", d.log.with_suffix(".2.log"), youtube_replay=False,
+                            own_session=True)
+    assert finished(d.client, f"/api/v1/jobs/{job_id}", timeout=180)["status"] == "succeeded"
+    assert wait_for(lambda: d.successes(job_id), 30, "the success in the log") == 1
