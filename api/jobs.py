@@ -13,14 +13,13 @@ from werkzeug.datastructures import FileStorage
 from api.context import client_address, get_celery, get_model_version, get_redis, get_settings
 from api.errors import ApiError
 from api.links import LinkRefused, check_link
-from api.sniff import audio_kind
 from shared import jobs
 from shared.queue import ANALYZE
+from shared.sniff import sniff
 
 log = logging.getLogger(__name__)
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1/jobs")
 
-SNIFF_BYTES = 4096
 _PUBLIC = ("id", "status", "stage", "progress", "source", "cached", "attempt", "created_at", "updated_at",
            "result", "error")
 
@@ -62,11 +61,11 @@ def submit():
 
 def _submit_upload(upload: FileStorage):
     settings = get_settings()
-    head = upload.stream.read(SNIFF_BYTES)
-    upload.stream.seek(0)
-    if not head:
+    empty = not upload.stream.read(1)
+    if empty:
         raise ApiError(400, "bad_request", "The uploaded file is empty; choose an audio file.")
-    kind = audio_kind(head)
+    kind = sniff(upload.stream)  # the head, and past an ID3 tag however large its cover art
+    upload.stream.seek(0)
     if kind is None:
         raise ApiError(415, "unsupported_media_type",
                        "That file is not audio we can read (MP3, WAV, FLAC, OGG, Opus, M4A, WebM, AIFF...).")

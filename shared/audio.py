@@ -1,6 +1,13 @@
-"""Decode anything ffmpeg reads to mono float32 at 16 kHz, streamed through a pipe."""
+"""Decode an audio file to mono float32 at 16 kHz, streamed through a pipe.
+
+ffmpeg never guesses what a file is: the file is sniffed (shared/sniff.py) and the demuxer of
+its kind is forced, only the file protocol is allowed, and a QuickTime file's references to
+other files are not followed. So a file reads as the audio it claims to be or not at all; it
+can never be a playlist or list that makes the worker open other files or addresses.
+"""
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -9,66 +16,149 @@ import numpy as np
 
 from shared.errors import AnalysisError, TooLong, TooShort, UnsupportedAudio
 from shared.settings import Settings
+from shared.sniff import DEMUXERS, sniff
 
 SAMPLE_RATE = 16000
-# A file whose decoded audio falls this far short of the duration its header
-# declares was cut off (a partial download or copy): refuse it rather than
-# analyse a fragment as if it were the song.
+# A file whose decoded audio falls this far short of the duration its audio stream
+# declares was cut off (a partial download or copy): refuse it rather than analyse a
+# fragment as if it were the song.
 TRUNCATION_TOLERANCE = 0.9
 
-_DURATION = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
+_CLOCK = re.compile(r"(\d+):(\d\d):(\d\d(?:\.\d+)?)")
+# ffmpeg's log prefix naming a component and its memory address: "[hls @ 0x55d0c3a8e2c0] ".
+_ADDRESS = re.compile(r"\[[^\]\n]*@\s*0x[0-9a-fA-F]+\]\s*")
+_HEX = re.compile(r"0x[0-9a-fA-F]+")
+_ABSOLUTE_PATH = re.compile(r"(?:file:)?(?<![\w.~-])/[^\s'\",;]*")
+_REASON_WORDS = ("Invalid data", "does not contain", "matches no streams", "Error", "error", "Failed", "failed")
 
 
-def _declared_seconds(log: str) -> float | None:
-    """The input's duration from ffmpeg's log, unless ffmpeg only guessed it from the bitrate."""
-    match = _DURATION.search(log)
-    if not match or "Estimating duration from bitrate" in log:
+def _ffprobe_bin(ffmpeg_bin: str) -> str:
+    """ffprobe beside the configured ffmpeg (Debian's ffmpeg package installs both)."""
+    program = Path(ffmpeg_bin)
+    name = program.name.replace("ffmpeg", "ffprobe") if "ffmpeg" in program.name else "ffprobe"
+    return str(program.with_name(name))
+
+
+def _input_options(kind: str, path: Path) -> list[str]:
+    """The same input for ffprobe and ffmpeg: the sniffed kind's demuxer forced, local file only."""
+    demuxer = DEMUXERS[kind]
+    extra = ["-enable_drefs", "0"] if demuxer == "mov" else []
+    return ["-protocol_whitelist", "file", "-f", demuxer, *extra, "-i", f"file:{path}"]
+
+
+def _clean(text: str, path: Path) -> str:
+    """ffmpeg's words without the server's paths or memory addresses."""
+    for shown in sorted({str(path), str(path.absolute()), str(path.resolve())}, key=len, reverse=True):
+        text = text.replace(f"file:{shown}", "").replace(shown, "")
+    text = _ADDRESS.sub("", text)
+    text = _ABSOLUTE_PATH.sub("a file", text)
+    text = _HEX.sub("", text)
+    return text.strip(" :").strip()[:200]
+
+
+def _reason(log: str, path: Path) -> str:
+    lines = [_clean(line, path) for line in log.splitlines()]
+    lines = [line for line in lines if line]
+    for line in lines:
+        if any(word in line for word in _REASON_WORDS):
+            return line
+    return lines[-1] if lines else "ffmpeg could not read it"
+
+
+def _seconds(value) -> float | None:
+    """A duration from ffprobe: seconds ("3.008000") or a Matroska tag's clock ("00:00:03.008000000")."""
+    if value in (None, "", "N/A"):
         return None
-    hours, minutes, seconds = match.groups()
-    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    match = _CLOCK.fullmatch(str(value).strip())
+    try:
+        if match:
+            hours, minutes, seconds = match.groups()
+            return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if np.isfinite(seconds) and seconds > 0 else None
 
 
-def _first_error_line(log: str) -> str:
-    for line in log.splitlines():
-        if any(word in line for word in ("Invalid data", "does not contain", "matches no streams", "Error")):
-            return line.strip()
-    return log.strip().splitlines()[-1] if log.strip() else "ffmpeg failed"
+def _stream_seconds(stream: dict) -> float | None:
+    tags = {key.upper(): value for key, value in (stream.get("tags") or {}).items()}
+    return _seconds(stream.get("duration")) or _seconds(tags.get("DURATION"))
+
+
+def _run(command: list[str], settings: Settings, name: str) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(command, capture_output=True, timeout=settings.decode_timeout_s)
+    except FileNotFoundError:
+        # Our installation's fault, not the file's: say what to install.
+        raise AnalysisError(f"ffmpeg not found (FFMPEG_BIN={settings.ffmpeg_bin}, with ffprobe beside it); "
+                            "install ffmpeg") from None
+    except subprocess.TimeoutExpired:
+        raise UnsupportedAudio(f"{name}: decoding took longer than {settings.decode_timeout_s:.0f} s") from None
+
+
+def _choose_stream(kind: str, path: Path, settings: Settings) -> tuple[int, float | None]:
+    """The audio stream a player would play (the default one, else the longest) and its declared seconds.
+
+    The seconds are None when the file does not say, or when ffmpeg only estimated them from
+    the bitrate; a lone stream without a duration of its own takes the container's.
+    """
+    done = _run([_ffprobe_bin(settings.ffmpeg_bin), "-hide_banner", "-v", "warning", *_input_options(kind, path),
+                 "-show_entries", "stream=index,codec_type,duration:stream_disposition=default"
+                 ":stream_tags=DURATION:format=duration", "-of", "json"], settings, path.name)
+    log = done.stderr.decode("utf-8", "replace")
+    if done.returncode != 0:
+        raise UnsupportedAudio(f"{path.name}: not a readable audio file ({_reason(log, path)})")
+    try:
+        probe = json.loads(done.stdout)
+    except ValueError:
+        raise UnsupportedAudio(f"{path.name}: not a readable audio file") from None
+    streams = probe.get("streams") or []
+    audio = [s for s in streams if s.get("codec_type") == "audio"]
+    if not audio:
+        raise UnsupportedAudio(f"{path.name}: not a readable audio file (it holds no audio stream)")
+    defaults = [s for s in audio if (s.get("disposition") or {}).get("default")]
+    # max() keeps the first of equals: with no durations known, the first stream.
+    chosen = max(defaults or audio, key=lambda s: _stream_seconds(s) or 0.0)
+    if "Estimating duration from bitrate" in log:
+        return chosen["index"], None
+    declared = _stream_seconds(chosen)
+    if declared is None and len(streams) == 1:
+        declared = _seconds((probe.get("format") or {}).get("duration"))
+    return chosen["index"], declared
 
 
 def decode(path: str | Path, settings: Settings | None = None) -> np.ndarray:
-    """Mono float32 samples at 16 kHz, or a typed error the user can act on."""
+    """Mono float32 samples at 16 kHz, or a typed error the user can act on.
+
+    Error messages name the file by its name only: never a folder, nor ffmpeg's internals.
+    """
     settings = settings or Settings()
     path = Path(path)
     try:
-        size = path.stat().st_size
+        with open(path, "rb") as f:
+            kind = sniff(f)
+            empty = f.seek(0, 2) == 0
     except FileNotFoundError:
         raise UnsupportedAudio(f"{path.name}: no such file") from None
-    if size == 0:
+    except IsADirectoryError:
+        raise UnsupportedAudio(f"{path.name}: not a file") from None
+    if empty:
         raise UnsupportedAudio(f"{path.name}: the file is empty")
+    if kind is None:
+        raise UnsupportedAudio(f"{path.name}: not a readable audio file (its content is no audio format we read)")
 
+    stream, declared = _choose_stream(kind, path, settings)
     # Read at most a little past the cap so a 3-hour upload costs no more than the cap.
     limit = settings.max_audio_seconds + 1.0
-    command = [
-        settings.ffmpeg_bin, "-hide_banner", "-nostdin", "-nostats", "-v", "info",
-        "-i", str(path), "-map", "0:a:0", "-vn", "-t", f"{limit:.3f}",
-        "-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "f32le", "pipe:1",
-    ]
-    try:
-        done = subprocess.run(command, capture_output=True, timeout=settings.decode_timeout_s)
-    except FileNotFoundError:
-        # Our installation's fault, not the file's: say what to install.
-        raise AnalysisError(f"ffmpeg not found (FFMPEG_BIN={settings.ffmpeg_bin}); install ffmpeg") from None
-    except subprocess.TimeoutExpired:
-        raise UnsupportedAudio(
-            f"{path.name}: decoding took longer than {settings.decode_timeout_s:.0f} s"
-        ) from None
-    log = done.stderr.decode("utf-8", "replace")
+    done = _run([settings.ffmpeg_bin, "-hide_banner", "-nostdin", "-nostats", "-v", "error",
+                 *_input_options(kind, path), "-map", f"0:{stream}", "-vn", "-sn", "-dn", "-t", f"{limit:.3f}",
+                 "-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "f32le", "pipe:1"], settings, path.name)
     if done.returncode != 0:
-        raise UnsupportedAudio(f"{path.name}: not a readable audio file ({_first_error_line(log)})")
+        log = done.stderr.decode("utf-8", "replace")
+        raise UnsupportedAudio(f"{path.name}: not a readable audio file ({_reason(log, path)})")
 
     audio = np.frombuffer(done.stdout, dtype="<f4").copy()
     seconds = len(audio) / SAMPLE_RATE
-    declared = _declared_seconds(log)
     if seconds > settings.max_audio_seconds:
         length = f"{declared / 60:.0f} min" if declared else f"over {settings.max_audio_seconds / 60:.0f} min"
         raise TooLong(

@@ -78,8 +78,10 @@ def test_progress_is_reported_while_segments_are_analysed(client, tmp_path):
 
 
 def test_corrupt_mp3_fails_as_unsupported_audio(client, tmp_path):
+    # Its tag and first frames are real (so the upload is accepted), the rest is not audio.
+    head = make_audio(tmp_path / "real.mp3", 10.0).read_bytes()[:3000]
     path = tmp_path / "corrupt.mp3"
-    path.write_bytes(b"ID3\x04\x00\x00\x00\x00\x00\x00" + bytes(range(256)) * 400)
+    path.write_bytes(head + bytes(range(256)) * 400)
     job = finished(client, submit_file(client, path).headers["Location"])
     assert job["status"] == "failed" and job["error"]["code"] == "unsupported_audio"
     assert job["error"]["message"] and "result" not in job
@@ -103,6 +105,28 @@ def test_upload_that_is_not_audio_is_refused_with_415(client, settings):
     assert response.get_json()["error"]["code"] == "unsupported_media_type"
     assert_conforms(response.get_json(), "Error")
     assert (set(settings.storage_dir.glob("*")) if settings.storage_dir.exists() else set()) == before
+
+
+def test_a_playlist_behind_an_id3_tag_is_refused_with_415(client, audio_file):
+    hls = (b"ID3\x04\x00\x00\x00\x00\x00\x00#EXTM3U\n#EXT-X-TARGETDURATION:30\n#EXTINF:30,\n"
+           + str(audio_file(4.0)).encode() + b"\n#EXT-X-ENDLIST\n")
+    response = client.post("/api/v1/jobs", data={"file": (io.BytesIO(hls), "x.mp3")},
+                           content_type="multipart/form-data")
+    assert response.status_code == 415
+
+
+def test_an_mp3_behind_a_cover_art_tag_larger_than_the_first_kilobytes_is_accepted(client, tmp_path):
+    bare = tmp_path / "bare.mp3"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=d=4", "-c:a", "libmp3lame",
+                    "-id3v2_version", "0", str(bare)], check=True)
+    picture = b"\x00image/png\x00\x03\x00" + b"\x89PNG" * 75_000  # a 300 KB front cover (ID3v2.3 APIC frame)
+    frame = b"APIC" + len(picture).to_bytes(4, "big") + b"\x00\x00" + picture
+    size = len(frame)
+    tag = b"ID3\x03\x00\x00" + bytes([(size >> 21) & 0x7F, (size >> 14) & 0x7F, (size >> 7) & 0x7F, size & 0x7F])
+    response = client.post("/api/v1/jobs", data={"file": (io.BytesIO(tag + frame + bare.read_bytes()), "covered.mp3")},
+                           content_type="multipart/form-data")
+    assert response.status_code == 202
+    assert finished(client, response.headers["Location"])["status"] == "succeeded"
 
 
 def test_request_without_file_or_url_is_refused_with_400(client):
