@@ -82,3 +82,18 @@ def queue_state(store: redis.Redis) -> tuple[int, int]:
 
 def leftover_files(*folders: Path) -> list[Path]:
     return [path for folder in folders if folder.is_dir() for path in folder.iterdir()]
+
+
+def children_of(pid: int) -> dict[int, str]:
+    """Command lines of the processes whose parent is ``pid`` (read from /proc)."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                parent = int(f.read().rsplit(")", 1)[1].split()[1])
+            if parent == pid:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    found[int(entry)] = f.read().replace(b"\0", b" ").decode()
+        except (OSError, ValueError, IndexError):
+            continue
+    return found

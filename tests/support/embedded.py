@@ -1,0 +1,48 @@
+"""`make up`'s launcher (deploy/run_local.py) run as a user runs it, for the embedded tests and the drills."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import urllib.error
+from pathlib import Path
+
+from stack import REPO, http_json, wait_for
+
+
+def launch(folder: Path, port: int, redis_port: int, log: Path) -> subprocess.Popen:
+    """The launcher with its data under ``folder``/var, once /readyz says it can work."""
+    env = {**os.environ, "PORT": str(port), "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+           "STORAGE_DIR": str(folder / "var" / "uploads"), "WORK_DIR": str(folder / "var" / "work"),
+           "TORCH_THREADS": "1", "RATE_LIMIT_PER_MINUTE": "0",
+           # Results are compared with the engine's float32; auto could time int8 faster on a busy machine.
+           "PRECISION": "fp32"}
+    log.parent.mkdir(parents=True, exist_ok=True)
+    launcher = subprocess.Popen([sys.executable, "deploy/run_local.py"], cwd=REPO, env=env,
+                                stdout=open(log, "a"), stderr=subprocess.STDOUT)
+
+    def ready():
+        try:
+            return http_json(f"http://127.0.0.1:{port}/readyz")[0] == 200
+        except (urllib.error.URLError, ConnectionError):
+            return launcher.poll() is not None
+    wait_for(ready, 90, "the embedded service to be ready", interval=0.3)
+    assert launcher.poll() is None, log.read_text()
+    return launcher
+
+
+def finished(base: str, location: str, timeout: float = 120) -> dict:
+    """Polls a job through HTTP (riding out moments when the API is away) until it ends."""
+    def done():
+        try:
+            job = http_json(base + location)[2]
+        except (urllib.error.URLError, ConnectionError):
+            return None
+        return job if job.get("status") in ("succeeded", "failed") else None  # 503s while Redis is away
+    return wait_for(done, timeout, location, interval=0.3)
+
+
+def ctrl_c(launcher: subprocess.Popen) -> int:
+    launcher.send_signal(signal.SIGINT)
+    return launcher.wait(90)
