@@ -1,6 +1,7 @@
 """POST /api/v1/jobs (an upload or a link) and GET /api/v1/jobs/{id}."""
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import re
@@ -10,6 +11,7 @@ from pathlib import Path
 from flask import Blueprint, jsonify, request, url_for
 from werkzeug.datastructures import FileStorage
 
+from api.bodies import json_body
 from api.context import client_address, get_celery, get_model_version, get_redis, get_settings
 from api.errors import ApiError
 from api.links import LinkRefused, check_link
@@ -47,16 +49,20 @@ def accepted(body: dict, endpoint: str):
     return response
 
 
+_USAGE = "Send an audio file as multipart/form-data field 'file', or JSON {\"url\": \"https://...\"}."
+
+
 @bp.post("")
 def submit():
     check_rate_limit()
-    if "file" in request.files:
+    if request.mimetype == "multipart/form-data":
+        if "file" not in request.files:  # a form that could not be parsed holds no file either
+            raise ApiError(400, "bad_request", "The form holds no file in the field 'file'; send the audio file there.")
         return _submit_upload(request.files["file"])
-    body = request.get_json(silent=True)
+    body = json_body(_USAGE)
     if isinstance(body, dict) and "url" in body:
         return _submit_link(body["url"])
-    raise ApiError(400, "bad_request",
-                   "Send an audio file as multipart field 'file', or JSON {\"url\": \"https://...\"}.")
+    raise ApiError(400, "bad_request", _USAGE)
 
 
 def _submit_upload(upload: FileStorage):
@@ -116,11 +122,12 @@ def _create_job(job_id: str, source: dict, work: dict, content_key: str | None) 
 
 
 def _store(upload: FileStorage, final: Path, limit_mb: float) -> tuple[Path, str]:
-    """Copy the upload to ``final``, hashing it on the way; 413 past the size limit."""
-    final.parent.mkdir(parents=True, exist_ok=True)
+    """Copy the upload to ``final``, hashing it on the way; 413 past the size limit, 503 when the
+    disk is full (logged for the operator). Nothing is left behind when it fails."""
     partial = final.with_name(f".{final.name}.part")
     digest, size, limit = hashlib.sha256(), 0, int(limit_mb * 1_000_000)
     try:
+        final.parent.mkdir(parents=True, exist_ok=True)
         with open(partial, "wb") as out:
             while chunk := upload.stream.read(1 << 20):
                 size += len(chunk)
@@ -129,14 +136,31 @@ def _store(upload: FileStorage, final: Path, limit_mb: float) -> tuple[Path, str
                 digest.update(chunk)
                 out.write(chunk)
         partial.rename(final)
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        log.error("upload storage is full, upload of %d+ bytes refused (STORAGE_DIR=%s): %s",
+                  size, final.parent, error)
+        raise ApiError(503, "unavailable", "The service has no room to store uploads at the moment; "
+                       "try again later.", {"Retry-After": "60"}) from None
     finally:
         partial.unlink(missing_ok=True)
     return final, digest.hexdigest()
 
 
+# Control characters (C0, DEL, C1) and the bidirectional overrides that could make a title read backwards.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
 def _clean_title(filename: str | None) -> str:
-    stem = Path(filename or "").stem
-    return re.sub(r"[\x00-\x1f\x7f]", "", stem)[:200]
+    """The upload's display title: its name less control characters and the extension.
+
+    Only ever shown, never a path (the stored file is named by the job id), so a '/' stays: AC/DC."""
+    title = _UNPRINTABLE.sub("", filename or "").strip()
+    stem, dot, extension = title.rpartition(".")
+    if stem and extension.isascii() and extension.isalnum() and len(extension) <= 5:
+        title = stem
+    return title[:200]
 
 
 def record_response(kind: str, record_id: str, view):
@@ -144,7 +168,8 @@ def record_response(kind: str, record_id: str, view):
     record = jobs.get(get_redis(), kind, record_id)
     if record is None:
         hours = get_settings().job_ttl_s / 3600
-        raise ApiError(404, "not_found", f"No {kind} {record_id!r}. Records are kept for {hours:g} h after they end.")
+        # The id is not echoed: it may be anything a client typed.
+        raise ApiError(404, "not_found", f"No {kind} with that id. Records are kept for {hours:g} h after they end.")
     response = jsonify(view(record))
     if record["status"] in ("queued", "running"):
         response.headers["Retry-After"] = str(get_settings().poll_interval_s)

@@ -1,8 +1,9 @@
 """POST /api/v1/searches and GET /api/v1/searches/{id}: YouTube searches run on a worker."""
 from __future__ import annotations
 
-from flask import Blueprint, request
+from flask import Blueprint
 
+from api.bodies import json_body
 from api.context import get_celery, get_redis, get_settings
 from api.errors import ApiError
 from api.jobs import accepted, check_rate_limit, record_response
@@ -12,6 +13,7 @@ from shared.queue import SEARCH
 bp = Blueprint("searches", __name__, url_prefix="/api/v1/searches")
 
 MAX_RESULTS = 10
+_USAGE = 'Send JSON {"q": "words to search for", "limit": 5}; q is 1 to 200 characters.'
 _PUBLIC = ("id", "status", "query", "limit", "created_at", "updated_at", "candidates", "error")
 
 
@@ -22,10 +24,10 @@ def public_view(record: dict) -> dict:
 @bp.post("")
 def submit():
     check_rate_limit()
-    body = request.get_json(silent=True)
+    body = json_body(_USAGE)
     query = body.get("q") if isinstance(body, dict) else None
     if not isinstance(query, str) or not query.strip() or len(query) > 200:
-        raise ApiError(400, "bad_request", 'Send JSON {"q": "words to search for", "limit": 5}; q is 1 to 200 characters.')
+        raise ApiError(400, "bad_request", _USAGE)
     limit = body.get("limit", 5)
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_RESULTS:
         raise ApiError(400, "bad_request", f"limit must be a whole number from 1 to {MAX_RESULTS}.")
