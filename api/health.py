@@ -1,5 +1,10 @@
-"""/healthz: the process answers. /readyz: it can do work (Redis answers, a worker is alive)."""
+"""/healthz: the process answers. /readyz: it can do work (Redis answers, a worker is alive).
+
+Both are public: /readyz says how many workers are live, never which (host names, pids) nor where
+Redis is; the log has those."""
 from __future__ import annotations
+
+import logging
 
 import redis
 from flask import Blueprint, jsonify
@@ -7,6 +12,7 @@ from flask import Blueprint, jsonify
 from api.context import get_redis
 from shared import jobs
 
+log = logging.getLogger(__name__)
 bp = Blueprint("health", __name__)
 
 
@@ -20,8 +26,8 @@ def readyz():
     try:
         get_redis().ping()
     except redis.RedisError as error:
-        return jsonify({"status": "unavailable", "redis": f"unreachable: {error}", "workers": 0}), 503
-    workers = jobs.live_workers(get_redis())
-    body = {"status": "ok" if workers else "unavailable", "redis": "ok", "workers": len(workers),
-            "worker_details": workers}
+        log.warning("not ready: redis unreachable: %s", error)
+        return jsonify({"status": "unavailable", "redis": "unreachable", "workers": 0}), 503
+    workers = len(jobs.live_workers(get_redis()))
+    body = {"status": "ok" if workers else "unavailable", "redis": "ok", "workers": workers}
     return jsonify(body), 200 if workers else 503
