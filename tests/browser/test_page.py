@@ -164,6 +164,17 @@ def test_polling_rides_out_an_api_restart_and_then_shows_the_result(page, servic
         stop(proc)
 
 
+def test_a_job_started_again_says_why_its_progress_went_back(page, site, worker, shot, tmp_path):
+    submitted = upload(site, make_audio(tmp_path / "started again.mp3", 300.0, pitch=1.27))
+    page.goto(f"{site}#/jobs/{submitted['id']}")
+    expect(page.locator("#job-stage")).to_contain_text("Listening: segment", timeout=60_000)
+    pool = subprocess.run(["pgrep", "-P", str(worker.pid)], capture_output=True, text=True).stdout.split()
+    subprocess.run(["kill", "-KILL", pool[0]], check=True)  # the job is handed back and starts again
+    expect(page.locator("#job-stage")).to_contain_text("started again", timeout=60_000)
+    shot(page, "03c-job-started-again", full_page=False)
+    expect_result_of(page, finished_job(site, submitted["id"]))
+
+
 def test_segment_focus_shows_its_top5_and_arrow_keys_move_between_segments(page, site, shot, tmp_path):
     page.goto(site)
     page.locator("#file").set_input_files(make_audio(tmp_path / "keys.mp3", 30.0, pitch=1.23))
