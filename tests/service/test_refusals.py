@@ -57,6 +57,17 @@ def test_wrong_method_is_405_with_an_allow_header_naming_the_methods(api):
     assert set(response.headers["Allow"].split(", ")) == {"POST", "OPTIONS"}
 
 
+def test_get_on_a_post_only_api_path_is_405_not_the_page(api):
+    response = api.get("/api/v1/searches")
+    assert response.status_code == 405
+    assert refusal(response)["message"] == "GET is not allowed here; this path takes POST."
+    assert set(response.headers["Allow"].split(", ")) == {"POST", "OPTIONS"}
+
+
+def test_options_on_an_api_path_lists_only_its_methods(api):
+    assert set(api.options("/api/v1/jobs").headers["Allow"].split(", ")) == {"POST", "OPTIONS"}
+
+
 def test_too_many_form_parts_are_refused_with_413_saying_so(api):
     parts = {f"part{i}": "x" for i in range(1001)}
     response = api.post("/api/v1/jobs", data=parts, content_type="multipart/form-data")
