@@ -102,6 +102,10 @@ def download(url: str, dest: Path, settings: Settings,
         "max_filesize": limit,
         "paths": {"home": str(dest), "temp": str(dest)},
         "overwrites": True, "writethumbnail": False, "postprocessors": [],
+        # No container "fixups": they run ffmpeg on the downloaded bytes letting it guess the format
+        # (a playlist would make it read local files into the output); our decoder reads DASH
+        # M4A and the rest as they come, with the demuxer forced.
+        "fixup": "never",
     }
     try:
         with yt_dlp.YoutubeDL(options) as ydl:
