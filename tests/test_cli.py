@@ -90,3 +90,12 @@ def test_a_reader_that_stops_early_gets_no_traceback(files):
         proc.wait(timeout=300)
     assert first["path"] == str(good)
     assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
+
+
+def test_a_playlist_naming_a_song_is_refused_not_analysed(files, tmp_path):
+    good, _ = files
+    playlist = tmp_path / "x.mp3"
+    playlist.write_bytes(b"ID3\x04\x00\x00\x00\x00\x00\x00#EXTM3U\n#EXT-X-TARGETDURATION:30\n#EXTINF:30,\n"
+                         + str(good).encode() + b"\n#EXT-X-ENDLIST\n")
+    done = run("--json", playlist)
+    assert json.loads(done.stdout)["error"]["code"] == "unsupported_audio"
