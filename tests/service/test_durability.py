@@ -20,11 +20,18 @@ from shared.settings import Settings
 
 # --- The reconciler, on its own (a real Redis, no worker).
 
+@pytest.fixture(scope="module")
+def own_redis(tmp_path_factory):
+    """A Redis of these tests' own: the session's has a worker whose reconciler would act too."""
+    proc, url = start_redis(tmp_path_factory.mktemp("reconcile"))
+    yield url
+    stop(proc)
+
+
 @pytest.fixture
-def bare_store(redis_url):
-    settings = Settings(redis_url=redis_url)
+def bare_store(own_redis):
+    settings = Settings(redis_url=own_redis)
     r = jobs.get_redis(settings)
-    r.flushdb()
     yield settings, r
     r.flushdb()
 
