@@ -102,9 +102,9 @@ def _choose_stream(kind: str, path: Path, settings: Settings) -> tuple[int, floa
     The seconds are None when the file does not say, or when ffmpeg only estimated them from
     the bitrate; a lone stream without a duration of its own takes the container's.
     """
+    entries = "stream=index,codec_type,duration:stream_disposition=default:stream_tags=DURATION:format=duration"
     done = _run([_ffprobe_bin(settings.ffmpeg_bin), "-hide_banner", "-v", "warning", *_input_options(kind, path),
-                 "-show_entries", "stream=index,codec_type,duration:stream_disposition=default"
-                 ":stream_tags=DURATION:format=duration", "-of", "json"], settings, path.name)
+                 "-show_entries", entries, "-of", "json"], settings, path.name)
     log = done.stderr.decode("utf-8", "replace")
     if done.returncode != 0:
         raise UnsupportedAudio(f"{path.name}: not a readable audio file ({_reason(log, path)})")
@@ -145,7 +145,7 @@ def decode(path: str | Path, settings: Settings | None = None) -> np.ndarray:
     if empty:
         raise UnsupportedAudio(f"{path.name}: the file is empty")
     if kind is None:
-        raise UnsupportedAudio(f"{path.name}: not a readable audio file (its content is no audio format we read)")
+        raise UnsupportedAudio(f"{path.name}: not a readable audio file (its bytes are no audio format we read)")
 
     stream, declared = _choose_stream(kind, path, settings)
     # Read at most a little past the cap so a 3-hour upload costs no more than the cap.

@@ -106,20 +106,19 @@ def _id3_tag_length(header: bytes) -> int | None:
 
 def _after_id3(f: BinaryIO) -> str | None:
     """The kind of the audio that follows the ID3v2 tags at the start of ``f``."""
-    offset = 0
-    for _ in range(MAX_TAGS):
+    offset, tags = 0, 0
+    while True:
         f.seek(offset)
         header = f.read(10)
         if not header.startswith(b"ID3"):
             break
+        tags += 1
         length = _id3_tag_length(header)
-        if length is None:
+        if length is None or tags > MAX_TAGS:  # more tags than any tagger writes
             return None
         offset += length
         if offset > MAX_TAG_BYTES:
             return None
-    else:
-        return None  # more tags than any tagger writes
     f.seek(offset)
     raw = f.read(MAX_PADDING + HEAD_BYTES)
     padding = len(raw) - len(raw.lstrip(b"\0"))

@@ -151,6 +151,10 @@ def test_id3_tag_of_an_unknown_version_is_refused(bare_mp3):
     assert sniff_bytes(id3(b"\0" * 10, version=9) + bare_mp3) is None
 
 
+def test_as_many_id3_tags_as_the_cap_are_looked_past(bare_mp3):
+    assert sniff_bytes(id3(b"\0" * 10) * MAX_TAGS + bare_mp3) == "mp3"
+
+
 def test_more_id3_tags_than_the_cap_are_refused(bare_mp3):
     assert sniff_bytes(id3(b"\0" * 10) * (MAX_TAGS + 1) + bare_mp3) is None
 
