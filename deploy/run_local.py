@@ -146,8 +146,8 @@ def main() -> int:
     children.append(Child("worker", [python, "-m", "celery", "-A", "worker", "worker", "--loglevel=INFO",
                                      "--concurrency=1", "-n", "local@%h", "--without-gossip", "--without-mingle"],
                           stop_signal=signal.SIGQUIT))
-    children.append(Child("api", [python, "-m", "gunicorn", "--bind", f"{settings.host}:{settings.port}", "--workers", "2",
-                        "--threads", "4", "--timeout", "120", "--access-logfile", "-", "api:create_app()"]))
+    children.append(Child("api", [python, "-m", "gunicorn", "-c", "python:api.gunicorn_conf",
+                                  "--bind", f"{settings.host}:{settings.port}"]))
     for child in children[-2:]:
         child.start()
     print(f"genre service on http://{settings.host}:{settings.port}  (Ctrl-C stops it)", flush=True)

@@ -71,6 +71,23 @@ class Settings:
     proxy_hops: int = 0
     # Seconds a client is told to wait between polls (the Retry-After header).
     poll_interval_s: int = 1
+
+    # --- The API's web server (gunicorn, configured by api/gunicorn_conf.py) ---
+    # gunicorn processes serving the API; each serves many connections at once (gevent).
+    api_workers: int = 2
+    # Connections one process holds at once; more wait in the listen queue until one ends.
+    api_worker_connections: int = 1000
+    # A request's line and headers must all arrive within this many seconds of the connection
+    # opening (on a kept-alive connection, of their first byte); 408 otherwise.
+    header_timeout_s: float = 15.0
+    # Longest pause allowed in a request's headers or body, and in a client taking its response.
+    read_timeout_s: float = 30.0
+    # An upload body gets this many seconds, then must have arrived at MIN_UPLOAD_KB_S on average.
+    upload_grace_s: float = 30.0
+    # Slowest average upload accepted after UPLOAD_GRACE_S, in kB/s (1000 bytes); 0 turns it off.
+    min_upload_kb_s: float = 8.0
+    # How long an idle kept-alive connection waits for its next request, in seconds.
+    keepalive_s: int = 5
     # How long a worker in the middle of a job retries the job store while Redis is away, in
     # seconds, before it hands the job back (the reconciler then queues it again).
     redis_retry_s: float = 60.0
@@ -129,6 +146,12 @@ class Settings:
             raise SettingsError(f"REDIS_APPENDFSYNC={self.redis_appendfsync!r}: use always or everysec")
         if self.rate_limit_per_minute < 0:
             raise SettingsError("RATE_LIMIT_PER_MINUTE must be 0 (off) or more")
+        if self.api_workers < 1 or self.api_worker_connections < 1:
+            raise SettingsError("API_WORKERS and API_WORKER_CONNECTIONS must be 1 or more")
+        if self.header_timeout_s <= 0 or self.read_timeout_s <= 0:
+            raise SettingsError("HEADER_TIMEOUT_S and READ_TIMEOUT_S must be positive")
+        if self.upload_grace_s < 0 or self.min_upload_kb_s < 0 or self.keepalive_s < 0:
+            raise SettingsError("UPLOAD_GRACE_S, MIN_UPLOAD_KB_S and KEEPALIVE_S must be 0 or more")
 
     @property
     def url_hosts(self) -> frozenset[str]:

@@ -216,7 +216,7 @@ def main() -> int:
     try:
         api_proc, base = start_api(env, tmp / "api.log", port, workers=2)
         print(f"{os.cpu_count()} CPU cores; each worker: --concurrency=1, TORCH_THREADS=1; API: gunicorn "
-              f"2 processes x 8 threads; time limits {LIMITS}", flush=True)
+              f"(api/gunicorn_conf.py) 2 gevent processes; time limits {LIMITS}", flush=True)
 
         procs = start_workers(env, ["proof-1@bench"], logs, store)
         _, one = throughput_round(base, store, batch, 1)

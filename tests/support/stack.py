@@ -104,13 +104,15 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def start_api(env: dict, log: Path, port: int | None = None, workers: int = 1) -> tuple[subprocess.Popen, str]:
-    """The API under gunicorn, as the image and `make up` run it; (process, base address ending in /)."""
+def start_api(env: dict, log: Path, port: int | None = None, workers: int = 1,
+              options: tuple[str, ...] = ()) -> tuple[subprocess.Popen, str]:
+    """The API under gunicorn with its one configuration (api/gunicorn_conf.py), as the image and
+    `make up` run it; ``options`` are more gunicorn options. (process, base address ending in /)."""
     port = port or free_port()
     log.parent.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-         "--threads", "8", "api:create_app()"],
+        [sys.executable, "-m", "gunicorn", "-c", "python:api.gunicorn_conf", "--bind", f"127.0.0.1:{port}",
+         "--workers", str(workers), *options],
         cwd=REPO, env={**os.environ, **env}, stdout=open(log, "a"), stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}/"
 
