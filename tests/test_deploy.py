@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from base64 import b64encode
@@ -27,6 +28,7 @@ from pathlib import Path
 import pytest
 import yaml
 from stack import REPO, free_port, stop, wait_for
+from trickle import Tricklers, exchange
 
 from shared.queue import QUEUE
 from shared.settings import Settings
@@ -319,6 +321,34 @@ def test_proxy_body_limits_are_the_upload_limit_plus_one_megabyte():
     assert upload_mb * 1e6 + 64 * 1024 < web_mb * 2**20 < (upload_mb + 4) * 1e6
 
 
+def nginx_seconds(text: str, directive: str) -> float:
+    (value,) = re.findall(rf"^\s*{directive}\s+(\d+)s;", text, re.MULTILINE)
+    return float(value)
+
+
+def test_web_server_reads_uploads_whole_before_passing_them_to_the_api():
+    assert re.search(r"^\s*proxy_request_buffering on;", NGINX_CONF.read_text(), re.MULTILINE)
+
+
+def test_web_server_drops_slow_clients_when_the_api_would():
+    conf, settings = NGINX_CONF.read_text(), Settings()
+    assert nginx_seconds(conf, "client_header_timeout") == settings.header_timeout_s
+    assert nginx_seconds(conf, "client_body_timeout") == settings.read_timeout_s
+    assert nginx_seconds(conf, "send_timeout") == settings.read_timeout_s
+
+
+def test_the_api_runs_with_its_one_gunicorn_configuration_everywhere(compose):
+    config = '"-c", "python:api.gunicorn_conf"'
+    (cmd,) = [line for line in DOCKERFILE.read_text().splitlines() if line.startswith("CMD") and "gunicorn" in line]
+    assert config in cmd
+    assert config in (REPO / "deploy" / "run_local.py").read_text()
+    assert config in (REPO / "tests" / "support" / "stack.py").read_text()
+    # Compose and Kubernetes run the image's command as it is.
+    assert "command" not in compose["services"]["api"]
+    (container,) = of_kind("Deployment")["api"]["spec"]["template"]["spec"]["containers"]
+    assert "command" not in container and "args" not in container
+
+
 def test_dockerfile_passes_hadolint():
     hadolint = Path(sys.executable).with_name("hadolint")
     if not hadolint.is_file():
@@ -367,6 +397,18 @@ assert "torch" not in sys.modules and "numpy" not in sys.modules
 
 def test_api_image_requirements_run_the_api_without_torch():
     result = run_with_only("requirements-api.txt", API_CHECK, "--local", "api", "--local", "shared")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_api_image_requirements_run_its_gunicorn_worker_without_torch():
+    code = """
+import sys
+import api.gunicorn_conf as conf
+from gunicorn.util import load_class
+load_class(conf.worker_class)
+assert "torch" not in sys.modules and "numpy" not in sys.modules
+"""
+    result = run_with_only("requirements-api.txt", code, "--local", "api", "--local", "shared")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -438,10 +480,20 @@ def test_flower_refuses_requests_without_its_password(redis_url, tmp_path):
 # --- The web server as configured: the real nginx, in front of a stand-in API on loopback
 
 class _EchoApi(http.server.BaseHTTPRequestHandler):
-    """Answers every request with the path and forwarded address it received, as JSON."""
+    """Answers every request with the path and forwarded address it received, as JSON; a POST
+    with the size of its body. ``posts_started`` holds when each POST's headers came in."""
+    posts_started: list[float] = []
+
+    def do_POST(self):
+        self.posts_started.append(time.monotonic())
+        received = len(self.rfile.read(int(self.headers["Content-Length"])))
+        self._answer({"path": self.path, "body_bytes": received})
 
     def do_GET(self):
-        body = json.dumps({"path": self.path, "forwarded_for": self.headers.get("X-Forwarded-For")}).encode()
+        self._answer({"path": self.path, "forwarded_for": self.headers.get("X-Forwarded-For")})
+
+    def _answer(self, answer: dict):
+        body = json.dumps(answer).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -453,9 +505,11 @@ class _EchoApi(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def web(tmp_path):
+def web(tmp_path, request):
     """deploy/nginx.conf run by nginx, changed only where this machine differs from the
-    container: its port, the page's folder, the API's address, and where it writes."""
+    container: its port, the page's folder, the API's address, and where it writes; and where a
+    test asks for other changes (indirect parametrization: {old text: new text})."""
+    _EchoApi.posts_started = []
     upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _EchoApi)
     threading.Thread(target=upstream.serve_forever, daemon=True).start()
     port = free_port()
@@ -465,7 +519,8 @@ def web(tmp_path):
                      (" 8080;", f" 127.0.0.1:{port};"),
                      ("root /usr/share/nginx/html;", f"root {REPO / 'frontend'};"),
                      ("http://api:8000", f"http://127.0.0.1:{upstream.server_address[1]}"),
-                     ("access_log /dev/stdout;", "access_log off;")):
+                     ("access_log /dev/stdout;", "access_log off;"),
+                     *getattr(request, "param", {}).items()):
         assert old in conf, old
         conf = conf.replace(old, new)
     (tmp_path / "nginx.conf").write_text(conf)
@@ -527,3 +582,23 @@ def test_web_server_refuses_a_body_far_over_the_limit_with_the_services_json(web
     assert response.status == 413
     assert response.getheader("Content-Type") == "application/json"
     assert json.loads(response.read())["error"]["code"] == "too_large"
+
+
+def test_web_server_passes_a_slow_upload_to_the_api_only_once_all_of_it_has_arrived(web):
+    body = b"x" * 20
+    head = (f"POST /api/v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n"
+            "Connection: close\r\n\r\n").encode()
+    with Tricklers(web, 1, head, body, interval=0.1) as slow:
+        wait_for(lambda: not slow.open, 15, "the answer to the slow upload")
+    (upload,) = slow.connections
+    (api_started,) = _EchoApi.posts_started
+    assert api_started >= upload.sent_all_at
+    assert json.loads(upload.body)["body_bytes"] == len(body)
+
+
+@pytest.mark.parametrize("web", [{"client_body_timeout 30s;": "client_body_timeout 1s;"}], indirect=True)
+def test_web_server_drops_an_upload_that_stops_sending(web):
+    head = b"POST /api/v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\n"
+    stalled = exchange(web, head + b"x" * 10, timeout=10)
+    assert stalled.closed_at - stalled.opened_at < 5
+    assert _EchoApi.posts_started == []
