@@ -59,12 +59,15 @@ def wait_for(check, timeout: float, what: str, interval: float = 0.1):
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-def start_redis(directory: Path) -> tuple[subprocess.Popen, str]:
+def start_redis(directory: Path, port: int | None = None, durable: bool = False) -> tuple[subprocess.Popen, str]:
+    """A redis-server with its files in ``directory``; ``durable``: with the append-only file
+    `make up` uses, so starting it again on the same folder and port brings back what it held."""
     if not shutil.which("redis-server"):
         pytest.fail("redis-server is not installed; `make install` installs it")
-    port = free_port()
+    port = port or free_port()
+    aof = ["--appendonly", "yes", "--appendfsync", "always"] if durable else ["--appendonly", "no"]
     proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", *aof,
          "--dir", str(directory)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     client = redis.Redis(port=port)
 
@@ -158,6 +161,8 @@ def service_env(redis_url, tmp_path_factory) -> dict:
         # Workers share 2 cores with the test process (and with each other): one thread each
         # avoids oversubscription, under which torch's thread pool slows down many times over.
         "TORCH_THREADS": "1",
+        # Results are compared with the engine's float32 ones; auto could time int8 faster on a busy machine.
+        "PRECISION": "fp32",
     }
 
 
