@@ -61,6 +61,10 @@ test: install test-tools
 bench: install
 	$(PY) tests/benchmarks/bench_engine.py
 	$(PY) tests/benchmarks/scale_proof.py
+	$(PY) tests/benchmarks/decode_cost.py
+	$(PY) tests/benchmarks/slow_clients.py
+	$(PY) tests/benchmarks/redis_fsync.py
+	$(PY) tests/benchmarks/drills.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache tests/artifacts var build
