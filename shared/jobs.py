@@ -48,22 +48,44 @@ return 1
 StoreUnavailable = (redis.ConnectionError, redis.TimeoutError)
 
 
+class _RetryFor(Retry):
+    """redis-py's Retry bounded by time rather than by count: a Redis that refuses connections
+    fails a try at once, one that hangs only after the socket timeout, and either way the caller
+    should wait about the same number of seconds."""
+
+    def __init__(self, seconds: float):
+        super().__init__(ExponentialBackoff(cap=1.0, base=0.1), retries=-1, supported_errors=StoreUnavailable)
+        self.seconds = seconds
+
+    def call_with_retry(self, do, fail, is_retryable=None, with_failure_count=False):
+        deadline, failures = time.monotonic() + self.seconds, 0
+        while True:
+            try:
+                return do()
+            except StoreUnavailable as error:
+                if is_retryable and not is_retryable(error):
+                    raise
+                failures += 1
+                fail(error, failures) if with_failure_count else fail(error)
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(min(1.0, 0.1 * 2 ** (failures - 1)))
+
+
 @lru_cache(maxsize=8)
 def _client(url: str, retry_s: float) -> redis.Redis:
-    # Backoff doubles from 0.1 s to 1 s, so retries ≈ seconds of outage ridden out.
-    retry = Retry(ExponentialBackoff(cap=1.0, base=0.1), retries=max(1, round(retry_s) + 3))
-    return redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=2,
-                                socket_timeout=5, health_check_interval=30, retry=retry,
-                                retry_on_error=[redis.ConnectionError, redis.TimeoutError])
+    return redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=2, socket_timeout=2,
+                                health_check_interval=30, retry=_RetryFor(retry_s),
+                                retry_on_error=list(StoreUnavailable))
 
 
 def get_redis(settings: Settings, patient: bool = False) -> redis.Redis:
     """One connection pool per Redis URL per process.
 
     ``patient``: a command retries through a Redis outage of up to ``REDIS_RETRY_S`` (a worker
-    in the middle of a job would rather wait than lose it); otherwise for a moment only, so an
-    API request answers 503 quickly."""
-    return _client(settings.redis_url, settings.redis_retry_s if patient else 0)
+    in the middle of a job would rather wait than lose it); otherwise for about a second, so an
+    API request answers 503 within a few seconds even when Redis hangs."""
+    return _client(settings.redis_url, settings.redis_retry_s if patient else 1.0)
 
 
 def _key(kind: str, record_id: str) -> str:

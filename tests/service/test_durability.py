@@ -212,3 +212,19 @@ def test_a_job_of_a_killed_worker_is_finished_exactly_once_by_the_next(drill, tm
                             own_session=True)
     assert finished(d.client, f"/api/v1/jobs/{job_id}", timeout=180)["status"] == "succeeded"
     assert wait_for(lambda: d.successes(job_id), 30, "the success in the log") == 1
+
+
+def test_a_request_while_redis_hangs_is_answered_503_rather_than_left_waiting(tmp_path):
+    proc, url = start_redis(tmp_path)
+    from api import create_app
+
+    client = create_app(Settings(redis_url=url)).test_client()
+    proc.send_signal(signal.SIGSTOP)  # Redis accepts connections but answers nothing
+    try:
+        began = time.monotonic()
+        status = client.get("/api/v1/jobs/0123456789abcdef0123456789abcdef").status_code
+        waited = time.monotonic() - began
+    finally:
+        proc.send_signal(signal.SIGCONT)
+        stop(proc)
+    assert (status, waited < 10) == (503, True)
