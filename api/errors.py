@@ -6,6 +6,7 @@ import logging
 import redis
 from kombu.exceptions import OperationalError
 from flask import Flask, current_app, jsonify, request
+from gunicorn.http.errors import NoMoreData, ParseException
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,13 @@ def register(app: Flask) -> None:
         log.error("job store unreachable: %s", error)
         return error_response(503, "unavailable", "The job store is unreachable; try again shortly.",
                               {"Retry-After": "5"})
+
+    @app.errorhandler(ParseException)
+    @app.errorhandler(NoMoreData)
+    def _malformed_body(error: Exception):
+        # gunicorn reads a chunked body as the app reads it, so its parse errors surface here.
+        return error_response(400, "bad_request", "The request body is malformed: its chunked encoding "
+                              "cannot be read. Send the body with a Content-Length, or as valid chunks.")
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception):

@@ -178,6 +178,15 @@ def test_too_many_headers_are_refused_with_json_431(strict_api):
     assert error_code(refused) == "headers_too_large"
 
 
+@pytest.mark.parametrize("body", [b"zz\r\n", b"5\r\n{\"q\"\r\nXYZ"], ids=["a chunk size that is no number",
+                                                                       "a chunk without its terminator"])
+def test_a_malformed_chunked_body_is_refused_with_json_400(strict_api, body):
+    refused = exchange(strict_api, b"POST /api/v1/searches HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                   b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" + body,
+                       timeout=8)
+    assert (refused.status, error_code(refused)) == (400, "bad_request")
+
+
 def test_gunicorns_refusals_are_json_and_name_no_server_path(strict_api):
     refused = exchange(strict_api, b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     head = refused.response.split(b"\r\n\r\n", 1)[0].decode("latin-1").lower()
