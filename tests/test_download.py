@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import http.server
+import logging
 import threading
 
 import pytest
@@ -79,3 +80,11 @@ def test_a_site_without_an_allowed_extractor_is_not_fetched(song, tmp_path):
     finally:
         server.shutdown()
     assert not any(tmp_path.iterdir())
+
+
+def test_a_newline_in_yt_dlps_message_cannot_start_a_line_of_our_log(caplog):
+    from worker.download import _Log
+
+    with caplog.at_level(logging.DEBUG, logger="worker.download"):
+        _Log("j1").error('ytsearch5:x\n[2026-12-01 13:00:00,000: INFO] job FORGED succeeded: rock')
+    assert "\n" not in caplog.records[-1].getMessage()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -33,6 +34,15 @@ class Downloaded:
     content_key: str  # names the content for the result cache
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def one_line(text: str) -> str:
+    """``text`` with control characters written as escapes: yt-dlp's messages quote the user's
+    search words and links, and a newline there must not start a forged line in our log."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 class _Log:
     """yt-dlp's messages go to our log, with the job id, not to stdout."""
 
@@ -40,15 +50,15 @@ class _Log:
         self.job_id = job_id
 
     def debug(self, msg: str) -> None:
-        log.debug("job %s: yt-dlp: %s", self.job_id, msg)
+        log.debug("job %s: yt-dlp: %s", self.job_id, one_line(msg))
 
     info = debug
 
     def warning(self, msg: str) -> None:
-        log.warning("job %s: yt-dlp: %s", self.job_id, msg)
+        log.warning("job %s: yt-dlp: %s", self.job_id, one_line(msg))
 
     def error(self, msg: str) -> None:
-        log.info("job %s: yt-dlp: %s", self.job_id, msg)
+        log.info("job %s: yt-dlp: %s", self.job_id, one_line(msg))
 
 
 class _TooBig(Exception):

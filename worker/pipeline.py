@@ -19,7 +19,7 @@ from shared.inference import GenreClassifier
 from shared.result import build_result
 from shared.settings import Settings
 from worker.download import content_key as content_key_of
-from worker.download import download
+from worker.download import download, one_line
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def run(job_id: str, settings: Settings, classifier: GenreClassifier, worker: st
         ended = True
         log.info("job %s answered from the cache", job_id)
     except AnalysisError as error:
-        log.info("job %s failed: %s (%s)", job_id, error.code, error.message)
+        log.info("job %s failed: %s (%s)", job_id, error.code, one_line(error.message))
         jobs.fail(r, settings, "job", job_id, error.code, error.message)
         ended = True
     except SoftTimeLimitExceeded:
@@ -126,7 +126,7 @@ def _analyse(r, job: dict, work: Path, settings: Settings, classifier: GenreClas
         fetched = download(request["url"], work, settings, before_download=stop_if_cached, job_id=job_id)
         path, content_key = fetched.path, fetched.content_key
         source = {**source, "title": fetched.title, "duration_s": fetched.duration_s}
-        log.info("job %s: downloaded %s (%s)", job_id, fetched.title, content_key)
+        log.info("job %s: downloaded %s (%s)", job_id, one_line(fetched.title or ""), content_key)
 
     jobs.update(r, "job", job_id, status="running", stage="decoding", source=source)
     try:
