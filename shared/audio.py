@@ -127,6 +127,31 @@ def _choose_stream(kind: str, path: Path, settings: Settings) -> tuple[int, floa
     return chosen["index"], declared
 
 
+def _wav_declared_seconds(f) -> float | None:
+    """The length a WAV file's header declares (its data chunk's size over the byte rate).
+
+    ffmpeg measures a WAV by the bytes it finds, so a WAV cut short would pass as a shorter
+    song; its header still says how long it was. None for a header that declares no size
+    (written while streaming: 0 or 0xFFFFFFFF) or that cannot be read."""
+    f.seek(12)
+    byte_rate = None
+    for _ in range(64):  # chunks before "data": fmt, LIST, fact, ...
+        head = f.read(8)
+        if len(head) < 8:
+            return None
+        chunk, size = head[:4], int.from_bytes(head[4:], "little")
+        if chunk == b"fmt " and size >= 16:
+            byte_rate = int.from_bytes(f.read(16)[8:12], "little")
+            f.seek(size - 16 + (size & 1), 1)
+        elif chunk == b"data":
+            if not byte_rate or size in (0, 0xFFFFFFFF):
+                return None
+            return size / byte_rate
+        else:
+            f.seek(size + (size & 1), 1)
+    return None
+
+
 def decode(path: str | Path, settings: Settings | None = None) -> np.ndarray:
     """Mono float32 samples at 16 kHz, or a typed error the user can act on.
 
@@ -148,6 +173,9 @@ def decode(path: str | Path, settings: Settings | None = None) -> np.ndarray:
         raise UnsupportedAudio(f"{path.name}: not a readable audio file (its bytes are no audio format we read)")
 
     stream, declared = _choose_stream(kind, path, settings)
+    if kind == "wav":
+        with open(path, "rb") as f:
+            declared = _wav_declared_seconds(f) or declared
     # Read at most a little past the cap so a 3-hour upload costs no more than the cap.
     limit = settings.max_audio_seconds + 1.0
     done = _run([settings.ffmpeg_bin, "-hide_banner", "-nostdin", "-nostats", "-v", "error",

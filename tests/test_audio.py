@@ -61,6 +61,23 @@ def test_truncated_mp3_is_unsupported_audio(audio_file, tmp_path):
         decode(cut)
 
 
+def test_truncated_wav_is_unsupported_audio(audio_file, tmp_path):
+    whole = audio_file(10.0, ".wav").read_bytes()
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(whole[: len(whole) // 3])
+    with pytest.raises(UnsupportedAudio, match="cut off"):
+        decode(cut)
+
+
+def test_wav_written_while_streaming_with_no_declared_size_is_decoded(tmp_path):
+    path = tmp_path / "streamed.wav"
+    # ffmpeg writing to a pipe cannot go back to fill in the sizes: the header declares none.
+    wav = subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=d=3", "-f", "wav", "pipe:1"],
+                         check=True, capture_output=True).stdout
+    path.write_bytes(wav)
+    assert len(decode(path)) / 16000 == pytest.approx(3.0, abs=0.05)
+
+
 def test_audio_over_the_cap_is_too_long(audio_file):
     with pytest.raises(TooLong, match="limit is 0 min|the limit is"):
         decode(audio_file(8.0, ".mp3"), Settings(max_audio_seconds=5.0))
