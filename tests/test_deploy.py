@@ -556,6 +556,16 @@ def test_web_server_serves_the_page_and_passes_the_api_on(web):
     assert json.loads(api.read()) == {"path": "/api/v1/jobs/abc?x=1", "forwarded_for": "127.0.0.1"}
 
 
+def test_web_server_gives_the_page_the_same_policy_as_the_api_does(web):
+    from api.frontend import POLICY
+
+    conn = http.client.HTTPConnection("127.0.0.1", web, timeout=10)
+    conn.request("GET", "/")
+    page = conn.getresponse()
+    page.read()
+    assert page.getheader("Content-Security-Policy") == POLICY
+
+
 def test_web_server_serves_the_pages_modules_as_javascript(web):
     # A browser refuses to run an ES module served under any other type.
     conn = http.client.HTTPConnection("127.0.0.1", web, timeout=10)

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 from browser_stack import MAX_UPLOAD_MB, api_json, finished_job
 from playwright.sync_api import expect
-from stack import ARTIFACTS, free_port, start_api, stop, upload
+from stack import ARTIFACTS, free_port, start_api, stop, upload, wait_for
 
 from conftest import REPO, make_audio
 from shared import jobs
@@ -216,7 +216,10 @@ def test_playing_an_upload_moves_the_playhead_along_the_timeline(page, site, sho
     expect(page.locator("#timeline .cell.playing")).to_have_count(1)
     left = page.evaluate("parseFloat(document.getElementById('playhead').style.left)")
     assert 45 <= left <= 100, left  # segment 5 starts at 15 s of 30
-    page.wait_for_function(f"parseFloat(document.getElementById('playhead').style.left) > {left + 1}")
+    # Polled from here: Playwright's wait_for_function evaluates a string, which the page's
+    # Content-Security-Policy (no eval) forbids.
+    wait_for(lambda: page.evaluate("parseFloat(document.getElementById('playhead').style.left)") > left + 1,
+             20, "the playhead to move", interval=0.1)
     shot(page, "06-playing", full_page=False)
     page.locator("#play").click()
     expect(page.locator("#play")).to_have_text("Play")

@@ -121,6 +121,14 @@ def test_the_page_is_served_at_the_root(client):
     assert response.status_code == 200 and b"<html" in response.data.lower()
 
 
+def test_the_page_forbids_other_sites_to_frame_it(client):
+    assert "frame-ancestors 'none'" in client.get("/").headers["Content-Security-Policy"]
+
+
+def test_answers_tell_browsers_not_to_sniff_their_type(client):
+    assert client.get("/healthz").headers["X-Content-Type-Options"] == "nosniff"
+
+
 def test_two_worker_processes_take_jobs_from_one_queue(client, service_env, store, tmp_path):
     second = start_worker(service_env, "test-2@%h", ARTIFACTS / "worker-2.log")
     try:

@@ -2,7 +2,6 @@
 tells the client what to do without showing it anything of the server (paths, addresses, tracebacks)."""
 from __future__ import annotations
 
-import io
 import logging
 import subprocess
 

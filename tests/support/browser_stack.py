@@ -51,6 +51,9 @@ def _open_page(browser, request, **context_options):
     page.set_default_timeout(20_000)
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    # Chromium reports what the page's Content-Security-Policy blocked as console errors.
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" and "Content Security" in m.text
+            else None)
     yield page
     context.close()
     # An uncaught script error fails the test that caused it, even when the page looked right.
