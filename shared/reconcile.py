@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 _SINCE = "genre:orphans"  # open record → when it was first seen nowhere
 _LOCK = "genre:reconciling"
+_LAST_TURN = "genre:reconciled-at"
 
 
 def reconcile(r: redis.Redis, grace_s: float, send: Callable[[str, str], None],
@@ -33,6 +34,11 @@ def reconcile(r: redis.Redis, grace_s: float, send: Callable[[str, str], None],
     """Queue again (through ``send(kind, id)``) every open record that has been nowhere for
     ``grace_s``; the ids queued again."""
     now = time.time() if now is None else now
+    last = float(r.set(_LAST_TURN, now, get=True) or 0)
+    if now - last > 3 * jobs.HEARTBEAT_S:
+        # No turn for a while (Redis away, no worker): heartbeats lapsed meanwhile, so what was
+        # seen then says nothing about now. Count from this turn.
+        r.delete(_SINCE)
     held = jobs.held_by(r)
     nowhere = {(kind, rid) for kind, rid in jobs.open_records(r) if rid not in held}
     if nowhere:
