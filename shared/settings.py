@@ -91,6 +91,9 @@ class Settings:
     # How long a worker in the middle of a job retries the job store while Redis is away, in
     # seconds, before it hands the job back (the reconciler then queues it again).
     redis_retry_s: float = 60.0
+    # A job started this many times without ending (its worker died each time: a file that
+    # crashes the decoder, memory) fails with code "internal" rather than being tried again.
+    max_attempts: int = 3
     # An accepted job or search that is in no queue and held by no live worker for this many
     # seconds was lost (with a Redis restart, a dead worker): it is queued again.
     orphan_grace_s: float = 10.0
@@ -140,6 +143,8 @@ class Settings:
             raise SettingsError(
                 "need 0 < TASK_SOFT_TIME_LIMIT_S < TASK_TIME_LIMIT_S < VISIBILITY_TIMEOUT_S, "
                 "so a job is never handed to a second worker while the first may still run it")
+        if self.max_attempts < 1:
+            raise SettingsError("MAX_ATTEMPTS must be 1 or more")
         if self.redis_retry_s < 0 or self.orphan_grace_s <= 0:
             raise SettingsError("REDIS_RETRY_S must be 0 or more and ORPHAN_GRACE_S positive")
         if self.redis_appendfsync not in ("always", "everysec"):

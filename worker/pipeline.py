@@ -51,6 +51,13 @@ def run(job_id: str, settings: Settings, classifier: GenreClassifier, worker: st
         return
     work = settings.work_dir / job_id
     attempt = job.get("attempt", 0) + 1
+    if attempt > settings.max_attempts:
+        log.error("job %s: started %d times without ending; not tried again", job_id, settings.max_attempts)
+        jobs.fail(r, settings, "job", job_id, "internal",
+                  f"The analysis stopped {settings.max_attempts} times before it could end; it was not tried "
+                  "again. The file may be one the service cannot handle.")
+        clean_up(job_id, settings)
+        return
     if attempt > 1:
         log.warning("job %s: attempt %d (the last one stopped before the job ended)", job_id, attempt)
     restart = {"stage": "queued", "progress": {"done": 0, "total": 0}} if attempt > 1 else {}
@@ -146,6 +153,8 @@ def _analyse(r, job: dict, work: Path, settings: Settings, classifier: GenreClas
     prediction = classifier.predict(audio, progress=report)
     result = build_result(prediction, audio, classifier.info, settings.top_tags)
     total = len(result["segments"])
+    # Once per analysis run to its end (a job run twice logs it twice; the store records one result).
+    log.info("job %s: analysed to the end", job_id)
     if jobs.succeed(r, settings, "job", job_id, result=result, source=source,
                     progress={"done": total, "total": total}):
         jobs.remember_result(r, settings, classifier.version, content_key, {"result": result, "source": source})
