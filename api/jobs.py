@@ -106,7 +106,9 @@ def _create_job(job_id: str, source: dict, work: dict, content_key: str | None) 
     version = get_model_version()
     cached = jobs.cached_result(r, version, content_key)
     if cached is not None:
-        jobs.create(r, settings, "job", job_id, source=source, cached=True, progress={"done": 0, "total": 0})
+        # Not watched by the reconciler: it is finished on the next line and has nothing to run.
+        jobs.create(r, settings, "job", job_id, watched=False, source=source, cached=True,
+                    progress={"done": 0, "total": 0})
         jobs.succeed_from_cache(r, settings, job_id, source, cached)
         log.info("job %s answered from the cache (%s)", job_id, content_key)
         return public_view(jobs.get(r, "job", job_id))
@@ -114,10 +116,11 @@ def _create_job(job_id: str, source: dict, work: dict, content_key: str | None) 
                          request={**work, "content_key": content_key, "model_version": version})
     try:
         get_celery().send_task(ANALYZE, args=[job_id], task_id=job_id)
-    except Exception:
-        jobs.fail(r, settings, "job", job_id, "internal", "The job could not be queued; try again.")
-        raise
-    log.info("job %s queued: %s", job_id, source["kind"])
+    except Exception as error:
+        # Accepted all the same: the record is open, so the reconciler (shared/reconcile.py) sends
+        # it within ORPHAN_GRACE_S. Refusing now could leave a record a later turn would run anyway.
+        log.warning("job %s: not queued yet (%s); the reconciler will queue it", job_id, error)
+    log.info("job %s accepted: %s", job_id, source["kind"])
     return public_view(record)
 
 

@@ -1,6 +1,8 @@
 """POST /api/v1/searches and GET /api/v1/searches/{id}: YouTube searches run on a worker."""
 from __future__ import annotations
 
+import logging
+
 from flask import Blueprint
 
 from api.bodies import json_body
@@ -10,6 +12,7 @@ from api.jobs import accepted, check_rate_limit, record_response
 from shared import jobs
 from shared.queue import SEARCH
 
+log = logging.getLogger(__name__)
 bp = Blueprint("searches", __name__, url_prefix="/api/v1/searches")
 
 MAX_RESULTS = 10
@@ -35,9 +38,9 @@ def submit():
     record = jobs.create(r, settings, "search", query=query.strip(), limit=limit)
     try:
         get_celery().send_task(SEARCH, args=[record["id"]], task_id=record["id"])
-    except Exception:
-        jobs.fail(r, settings, "search", record["id"], "internal", "The search could not be queued.")
-        raise
+    except Exception as error:
+        # Accepted all the same: the reconciler sends an open record (as for jobs, api/jobs.py).
+        log.warning("search %s: not queued yet (%s); the reconciler will queue it", record["id"], error)
     return accepted(public_view(record), "searches.status")
 
 

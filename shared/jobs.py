@@ -108,15 +108,19 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
-def create(r: redis.Redis, settings: Settings, kind: str, record_id: str | None = None, **fields) -> dict:
-    """A new queued record of ``kind`` ("job" or "search"), with a fresh id unless one is given."""
+def create(r: redis.Redis, settings: Settings, kind: str, record_id: str | None = None, watched: bool = True,
+           **fields) -> dict:
+    """A new queued record of ``kind`` ("job" or "search"), with a fresh id unless one is given.
+
+    ``watched``: in the open set, so the reconciler queues it again if it is lost."""
     record = {"id": record_id or new_id(), "kind": kind, "status": "queued", "stage": "queued",
               "created_at": _now(), "updated_at": _now(), **fields}
     key = _key(kind, record["id"])
     with r.pipeline() as pipe:  # MULTI: the record and its open mark exist together or not at all
         pipe.hset(key, mapping=_encode(record))
         pipe.expire(key, settings.job_ttl_s)
-        pipe.sadd(OPEN, _member(kind, record["id"]))
+        if watched:
+            pipe.sadd(OPEN, _member(kind, record["id"]))
         pipe.execute()
     return record
 
