@@ -72,16 +72,21 @@ def _load_model(**_) -> None:
 _stop = threading.Event()
 
 
+_last_held: list[str] = []
+
+
 def _held() -> list[str]:
     """Ids of the tasks this worker has taken: reserved, or running in a pool process."""
+    global _last_held
     from celery.worker import state
 
     for _ in range(5):
         try:  # the consumer thread may change the sets while we read them
-            return sorted({req.id for req in [*state.reserved_requests, *state.active_requests]})
+            _last_held = sorted({req.id for req in [*state.reserved_requests, *state.active_requests]})
+            break
         except RuntimeError:
             continue
-    return []
+    return _last_held
 
 
 def _requeue(kind: str, record_id: str) -> None:
