@@ -138,8 +138,10 @@ def main() -> int:
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    # SIGHUP too: a closed terminal must not leave Redis, the worker and the API running alone
+    # (they are in sessions of their own, so it reaches only this launcher).
+    for stop_signal in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop_signal, on_signal)
     if not redis_answers(settings.redis_url):
         children.append(start_redis(settings))
     python = sys.executable
