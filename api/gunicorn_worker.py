@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass
 
 from gunicorn import util
+from gunicorn.http.errors import NoMoreData, ParseException
 from gunicorn.workers.ggevent import GeventWorker
 
 from shared.settings import Settings
@@ -271,12 +272,17 @@ class ApiWorker(GeventWorker):
     def _drain(req) -> bool:
         """Whether the rest of the body, if the application left any, was read (under the
         body's deadlines, the answer already sent) so the connection can serve another request."""
+        if getattr(req.body, "failed", False):
+            return False  # its chunked framing broke: what follows is no next request
         drained = 0
-        while drained <= DRAIN_MAX_BYTES:
-            data = req.body.read(8192)
-            if not data:
-                return True
-            drained += len(data)
+        try:
+            while drained <= DRAIN_MAX_BYTES:
+                data = req.body.read(8192)
+                if not data:
+                    return True
+                drained += len(data)
+        except (ParseException, NoMoreData, OSError):
+            return False
         return False
 
     def handle_error(self, req, client, addr, exc):

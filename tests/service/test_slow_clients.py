@@ -187,6 +187,13 @@ def test_a_malformed_chunked_body_is_refused_with_json_400(strict_api, body):
     assert (refused.status, error_code(refused)) == (400, "bad_request")
 
 
+def test_what_follows_a_malformed_chunked_body_is_not_served_as_another_request(strict_api):
+    refused = exchange(strict_api, b"POST /api/v1/searches HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                   b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
+                                   b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", timeout=8)
+    assert refused.response.count(b"HTTP/1.1 ") == 1
+
+
 def test_gunicorns_refusals_are_json_and_name_no_server_path(strict_api):
     refused = exchange(strict_api, b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     head = refused.response.split(b"\r\n\r\n", 1)[0].decode("latin-1").lower()
