@@ -132,7 +132,7 @@ def _wav_declared_seconds(f) -> float | None:
 
     ffmpeg measures a WAV by the bytes it finds, so a WAV cut short would pass as a shorter
     song; its header still says how long it was. None for a header that declares no size
-    (written while streaming: 0 or 0xFFFFFFFF) or that cannot be read."""
+    (written while streaming: 0, or about 2 or 4 GB) or that cannot be read."""
     f.seek(12)
     byte_rate = None
     for _ in range(64):  # chunks before "data": fmt, LIST, fact, ...
@@ -144,8 +144,8 @@ def _wav_declared_seconds(f) -> float | None:
             byte_rate = int.from_bytes(f.read(16)[8:12], "little")
             f.seek(size - 16 + (size & 1), 1)
         elif chunk == b"data":
-            if not byte_rate or size in (0, 0xFFFFFFFF):
-                return None
+            if not byte_rate or size == 0 or size >= 0x7FFF0000:
+                return None  # streaming writers put 0, 0xFFFFFFFF or 0x7FFFF000-ish there
             return size / byte_rate
         else:
             f.seek(size + (size & 1), 1)
