@@ -36,47 +36,41 @@ def bare_store(own_redis):
     r.flushdb()
 
 
-def _sent():
+GRACE_S = 10
+
+
+def turns(r, *times: float) -> list[tuple[str, str]]:
+    """Runs the reconciler at each of ``times``; what it queued again, as (kind, id)."""
     sent = []
-    return sent, lambda kind, rid: sent.append((kind, rid))
+    for now in times:
+        reconcile(r, GRACE_S, lambda kind, rid: sent.append((kind, rid)), now=now)
+    return sent
 
 
 def test_a_job_in_no_queue_and_on_no_worker_is_queued_again_after_the_grace(bare_store):
     settings, r = bare_store
     record = jobs.create(r, settings, "job")
-    sent, send = _sent()
-    reconcile(r, 10, send, now=1000.0)
-    reconcile(r, 10, send, now=1010.0)
-    assert sent == [("job", record["id"])]
+    assert turns(r, 1000, 1005, 1010) == [("job", record["id"])]
 
 
 def test_a_lost_job_is_not_queued_again_before_the_grace_has_passed(bare_store):
     settings, r = bare_store
     jobs.create(r, settings, "job")
-    sent, send = _sent()
-    reconcile(r, 10, send, now=1000.0)
-    reconcile(r, 10, send, now=1009.0)
-    assert sent == []
+    assert turns(r, 1000, 1005, 1009) == []
 
 
 def test_a_job_waiting_in_the_queue_is_left_alone(bare_store):
     settings, r = bare_store
     record = jobs.create(r, settings, "job")
     r.lpush(QUEUE, json.dumps({"headers": {"id": record["id"]}, "body": ""}))
-    sent, send = _sent()
-    reconcile(r, 10, send, now=1000.0)
-    reconcile(r, 10, send, now=2000.0)
-    assert sent == []
+    assert turns(r, 1000, 1005, 1010, 1015) == []
 
 
 def test_a_job_held_by_a_live_worker_is_left_alone(bare_store):
     settings, r = bare_store
     record = jobs.create(r, settings, "job")
     jobs.beat(r, "w1@host", {"name": "w1@host", "held": [record["id"]]})
-    sent, send = _sent()
-    reconcile(r, 10, send, now=1000.0)
-    reconcile(r, 10, send, now=2000.0)
-    assert sent == []
+    assert turns(r, 1000, 1005, 1010, 1015) == []
 
 
 def test_a_finished_job_leaves_the_open_set(bare_store):
@@ -90,9 +84,7 @@ def test_an_expired_record_leaves_the_open_set_without_being_queued(bare_store):
     settings, r = bare_store
     record = jobs.create(r, settings, "job")
     r.delete(f"genre:job:{record['id']}")
-    sent, send = _sent()
-    reconcile(r, 10, send, now=1000.0)
-    assert (sent, jobs.open_records(r)) == ([], [])
+    assert (turns(r, 1000), jobs.open_records(r)) == ([], [])
 
 
 def test_what_was_seen_before_a_long_pause_in_turns_does_not_count(bare_store):
@@ -100,18 +92,14 @@ def test_what_was_seen_before_a_long_pause_in_turns_does_not_count(bare_store):
     # may not have said so again yet.
     settings, r = bare_store
     jobs.create(r, settings, "job")
-    sent, send = _sent()
-    reconcile(r, 10, send, now=1000.0)
-    reconcile(r, 10, send, now=1100.0)
-    assert sent == []
+    assert turns(r, 1000, 1100) == []
 
 
 def test_a_job_queued_again_says_it_is_queued(bare_store):
     settings, r = bare_store
     record = jobs.create(r, settings, "job")
     jobs.update(r, "job", record["id"], status="running", stage="analyzing")
-    reconcile(r, 10, lambda *_: None, now=1000.0)
-    reconcile(r, 10, lambda *_: None, now=1010.0)
+    turns(r, 1000, 1005, 1010)
     assert jobs.get(r, "job", record["id"])["status"] == "queued"
 
 
