@@ -62,23 +62,32 @@ def run(job_id: str, settings: Settings, classifier: GenreClassifier, worker: st
         log.warning("job %s: attempt %d (the last one stopped before the job ended)", job_id, attempt)
     restart = {"stage": "queued", "progress": {"done": 0, "total": 0}} if attempt > 1 else {}
     jobs.update(r, "job", job_id, status="running", worker=worker, attempt=attempt, **restart)
-    ended = False  # recorded as finished in the store; until then the upload is kept for another attempt
+    try:
+        _run_to_an_end(r, job, work, settings, classifier)
+    except BaseException:
+        # Not recorded as ended (the job store away, the process stopped): the upload stays for
+        # the job's next attempt; only this attempt's folder goes.
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    clean_up(job_id, settings)
+
+
+def _run_to_an_end(r, job: dict, work: Path, settings: Settings, classifier: GenreClassifier) -> None:
+    """Analyse the job and record how it ended, whatever happens, except while the job store is
+    unreachable (then it raises and nothing is recorded)."""
+    job_id = job["id"]
     try:
         _analyse(r, job, work, settings, classifier)
-        ended = True
     except _AlreadyAnalysed as hit:
         jobs.succeed_from_cache(r, settings, job_id, job["source"], hit.cached)
-        ended = True
         log.info("job %s answered from the cache", job_id)
     except AnalysisError as error:
         log.info("job %s failed: %s (%s)", job_id, error.code, one_line(error.message))
         jobs.fail(r, settings, "job", job_id, error.code, error.message)
-        ended = True
     except SoftTimeLimitExceeded:
         log.warning("job %s: over the %d s time limit", job_id, settings.task_soft_time_limit_s)
         jobs.fail(r, settings, "job", job_id, "internal",
                   f"The analysis took longer than {settings.task_soft_time_limit_s} s and was stopped.")
-        ended = True
     except jobs.StoreUnavailable:
         log.error("job %s: the job store stayed unreachable for %.0f s; handing the job back",
                   job_id, settings.redis_retry_s)
@@ -86,12 +95,6 @@ def run(job_id: str, settings: Settings, classifier: GenreClassifier, worker: st
     except Exception:
         log.exception("job %s: unexpected error", job_id)
         jobs.fail(r, settings, "job", job_id, "internal", f"Something went wrong on our side (job {job_id}).")
-        ended = True
-    finally:
-        if ended:
-            clean_up(job_id, settings)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 def clean_up(job_id: str, settings: Settings) -> None:
