@@ -11,7 +11,6 @@ Only the standard library: the API image has no ffmpeg, torch or numpy.
 """
 from __future__ import annotations
 
-import io
 from typing import BinaryIO
 
 # Each kind (also the stored upload's extension) and the ffmpeg demuxer forced to read it.
@@ -47,6 +46,9 @@ _BITRATES = {
             3: (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160)},
 }
 _SAMPLE_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
+# Kinds told by their first bytes alone.
+_MAGIC = ((b"fLaC", "flac"), (b"OggS", "ogg"), (b"\x1a\x45\xdf\xa3", "webm"), (b".snd", "au"),
+          (b"\x30\x26\xb2\x75\x8e\x66\xcf\x11", "wma"), (b"#!AMR", "amr"), (b"MAC ", "ape"), (b"wvpk", "wv"))
 # ISO media files that are pictures, not sound.
 _IMAGE_BRANDS = {b"avif", b"avis", b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1",
                  b"jp2 ", b"jpx ", b"crx "}
@@ -153,25 +155,4 @@ def sniff(f: BinaryIO) -> str | None:
         return "aiff"
     if head[4:8] == b"ftyp":
         return None if head[8:12] in _IMAGE_BRANDS else "m4a"
-    if head.startswith(b"fLaC"):
-        return "flac"
-    if head.startswith(b"OggS"):
-        return "ogg"
-    if head.startswith(b"\x1a\x45\xdf\xa3"):
-        return "webm"
-    if head.startswith(b".snd"):
-        return "au"
-    if head.startswith(b"\x30\x26\xb2\x75\x8e\x66\xcf\x11"):
-        return "wma"
-    if head.startswith(b"#!AMR"):
-        return "amr"
-    if head.startswith(b"MAC "):
-        return "ape"
-    if head.startswith(b"wvpk"):
-        return "wv"
-    return None
-
-
-def sniff_bytes(data: bytes) -> str | None:
-    """``sniff`` of a file whose whole content (or its first bytes) is ``data``."""
-    return sniff(io.BytesIO(data))
+    return next((kind for magic, kind in _MAGIC if head.startswith(magic)), None)

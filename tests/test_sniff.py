@@ -6,18 +6,17 @@ import subprocess
 
 import pytest
 
-from conftest import CODECS, make_audio
-from shared.sniff import DEMUXERS, MAX_TAG_BYTES, MAX_TAGS, _mpeg_frame_length, sniff, sniff_bytes
+from conftest import CODECS, id3, make_audio
+from shared.sniff import DEMUXERS, MAX_TAG_BYTES, MAX_TAGS, _mpeg_frame_length, sniff
+
+
+def sniff_bytes(data: bytes) -> str | None:
+    """``sniff`` of a file whose whole content is ``data``."""
+    return sniff(io.BytesIO(data))
+
 
 HLS = (b"#EXTM3U\n#EXT-X-TARGETDURATION:30\n#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:30,\n/srv/music/song.mp3\n"
        b"#EXT-X-ENDLIST\n")
-
-
-def id3(body: bytes = b"", version: int = 4, flags: int = 0, size: int | None = None) -> bytes:
-    """An ID3v2 tag: header with the syncsafe size of ``body`` (or the ``size`` given), then ``body``."""
-    size = len(body) if size is None else size
-    syncsafe = bytes([(size >> 21) & 0x7F, (size >> 14) & 0x7F, (size >> 7) & 0x7F, size & 0x7F])
-    return b"ID3" + bytes([version, 0, flags]) + syncsafe + body
 
 
 def sniff_file(path):
