@@ -46,10 +46,11 @@ def _input_options(kind: str, path: Path) -> list[str]:
     return ["-protocol_whitelist", "file", "-f", demuxer, *extra, "-i", f"file:{path}"]
 
 
-def _clean(text: str, path: Path) -> str:
-    """ffmpeg's words without the server's paths or memory addresses."""
-    for shown in sorted({str(path), str(path.absolute()), str(path.resolve())}, key=len, reverse=True):
-        text = text.replace(f"file:{shown}", "").replace(shown, "")
+def _clean(text: str, shown: list[str]) -> str:
+    """ffmpeg's words without the server's paths (``shown``: the ways it may write the file's)
+    or memory addresses."""
+    for path in shown:
+        text = text.replace(f"file:{path}", "").replace(path, "")
     text = _ADDRESS.sub("", text)
     text = _ABSOLUTE_PATH.sub("a file", text)
     text = _HEX.sub("", text)
@@ -57,7 +58,8 @@ def _clean(text: str, path: Path) -> str:
 
 
 def _reason(log: str, path: Path) -> str:
-    lines = [_clean(line, path) for line in log.splitlines()]
+    shown = sorted({str(path), str(path.absolute()), str(path.resolve())}, key=len, reverse=True)
+    lines = [_clean(line, shown) for line in log.splitlines()]
     lines = [line for line in lines if line]
     for line in lines:
         if any(word in line for word in _REASON_WORDS):
@@ -163,6 +165,7 @@ def decode(path: str | Path, settings: Settings | None = None) -> np.ndarray:
         with open(path, "rb") as f:
             kind = sniff(f)
             empty = f.seek(0, 2) == 0
+            wav_seconds = _wav_declared_seconds(f) if kind == "wav" else None
     except FileNotFoundError:
         raise UnsupportedAudio(f"{path.name}: no such file") from None
     except IsADirectoryError:
@@ -173,9 +176,7 @@ def decode(path: str | Path, settings: Settings | None = None) -> np.ndarray:
         raise UnsupportedAudio(f"{path.name}: not a readable audio file (its bytes are no audio format we read)")
 
     stream, declared = _choose_stream(kind, path, settings)
-    if kind == "wav":
-        with open(path, "rb") as f:
-            declared = _wav_declared_seconds(f) or declared
+    declared = wav_seconds or declared
     # Read at most a little past the cap so a 3-hour upload costs no more than the cap.
     limit = settings.max_audio_seconds + 1.0
     done = _run([settings.ffmpeg_bin, "-hide_banner", "-nostdin", "-nostats", "-v", "error",
