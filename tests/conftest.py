@@ -48,6 +48,13 @@ def make_audio(path: Path, seconds: float, rate: int = 44100, channels: int = 2,
     return path
 
 
+def id3(body: bytes = b"", version: int = 4, flags: int = 0, size: int | None = None) -> bytes:
+    """An ID3v2 tag: header with the syncsafe size of ``body`` (or the ``size`` given), then ``body``."""
+    size = len(body) if size is None else size
+    syncsafe = bytes([(size >> 21) & 0x7F, (size >> 14) & 0x7F, (size >> 7) & 0x7F, size & 0x7F])
+    return b"ID3" + bytes([version, 0, flags]) + syncsafe + body
+
+
 @pytest.fixture
 def audio_file(tmp_path):
     """Factory: ``audio_file(seconds, suffix=".mp3")`` → path of a generated file."""

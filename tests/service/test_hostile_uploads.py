@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from stack import REPO
 
-from conftest import make_audio
+from conftest import id3, make_audio
 from shared import jobs
 from shared.model_version import model_version
 from shared.queue import ANALYZE, make_celery
@@ -66,12 +66,6 @@ def dash_mpd(target: str) -> bytes:
 SDP = b"v=0\no=- 0 0 IN IP4 127.0.0.1\ns=canary\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio 5004 RTP/AVP 0\n"
 WEBVTT = b"WEBVTT\n\n00:00.000 --> 00:13.370\ncanary\n"
 FFMETADATA = b";FFMETADATA1\ntitle=canary\n[CHAPTER]\nTIMEBASE=1/1000\nSTART=0\nEND=13370\n"
-
-
-def id3(body: bytes = b"", version: int = 4, flags: int = 0, size: int | None = None) -> bytes:
-    size = len(body) if size is None else size
-    syncsafe = bytes([size >> 21 & 0x7F, size >> 14 & 0x7F, size >> 7 & 0x7F, size & 0x7F])
-    return b"ID3" + bytes([version, 0, flags]) + syncsafe + body
 
 
 def wav_header(rate: int = 8000, channels: int = 1, bits: int = 8, data_size: int = 0, riff_size: int | None = None):
