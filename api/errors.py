@@ -7,7 +7,7 @@ import redis
 from kombu.exceptions import OperationalError
 from flask import Flask, current_app, jsonify, request
 from gunicorn.http.errors import NoMoreData, ParseException
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 log = logging.getLogger(__name__)
 
@@ -39,32 +39,6 @@ def _too_large_message(limit_mb: float) -> str:
     return f"The upload is larger than the {limit_mb:g} MB limit."
 
 
-def _api_methods(methods) -> list[str]:
-    """The methods the requested path allows, less a GET (and HEAD) under /api/ that only the page's
-    catch-all route (frontend.py) would answer: that is no API method."""
-    if not request.path.startswith("/api/"):
-        return list(methods)
-    try:
-        endpoint, _ = current_app.create_url_adapter(request).match(method="GET")
-    except HTTPException:
-        return list(methods)
-    return [m for m in methods if endpoint != "frontend.asset" or m not in ("GET", "HEAD")]
-
-
-def _without_the_page(error: HTTPException) -> HTTPException:
-    """The API's answer where the page's catch-all GET route reached into /api/: no GET in a 405's
-    Allow header, a 405 for a GET the page answered on a path that takes other methods
-    (GET /api/v1/jobs), and a 404 for a path only the page's route matched."""
-    if isinstance(error, MethodNotAllowed):
-        methods = _api_methods(error.valid_methods or ())
-    elif (isinstance(error, NotFound) and request.path.startswith("/api/")
-          and request.url_rule is not None and request.url_rule.endpoint == "frontend.asset"):
-        methods = _api_methods(current_app.create_url_adapter(request).allowed_methods())
-    else:
-        return error
-    return MethodNotAllowed(valid_methods=methods) if set(methods) - {"OPTIONS"} else NotFound()
-
-
 def register(app: Flask) -> None:
     limit_mb = app.config["SETTINGS"].max_upload_mb
 
@@ -76,7 +50,6 @@ def register(app: Flask) -> None:
     def _http_error(error: HTTPException):
         if error.code == 413:
             return error_response(413, "too_large", _too_large_message(limit_mb))
-        error = _without_the_page(error)
         message = error.description
         if error.code == 404 and request.path.startswith("/api/"):
             message = "There is no such path in the API; /api/v1/openapi.json lists them."
@@ -88,13 +61,6 @@ def register(app: Flask) -> None:
         # The exception's own headers (Allow on a 405, say), less the Content-Type of its HTML page.
         headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
         return error_response(error.code or 500, _HTTP_CODES.get(error.code, "http_error"), message, headers)
-
-    @app.after_request
-    def _options_allow(response):
-        """Flask's automatic OPTIONS answer, with the same Allow header a 405 would give."""
-        if request.method == "OPTIONS" and "Allow" in response.headers:
-            response.headers["Allow"] = ", ".join(_api_methods(response.headers["Allow"].split(", ")))
-        return response
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(redis.RedisError)

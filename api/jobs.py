@@ -67,8 +67,7 @@ def submit():
 
 def _submit_upload(upload: FileStorage):
     settings = get_settings()
-    empty = not upload.stream.read(1)
-    if empty:
+    if not upload.stream.read(1):
         raise ApiError(400, "bad_request", "The uploaded file is empty; choose an audio file.")
     kind = sniff(upload.stream)  # the head, and past an ID3 tag however large its cover art
     upload.stream.seek(0)
