@@ -59,10 +59,8 @@ class Child:
         return self.proc is not None and self.proc.poll() is None
 
 
-def redis_command(settings: Settings) -> list[str]:
+def redis_command(settings: Settings, data: Path) -> list[str]:
     parts = urlsplit(settings.redis_url)
-    data = settings.storage_dir.resolve().parent / "redis"
-    data.mkdir(parents=True, exist_ok=True)
     # The append-only file makes an accepted job outlive a Redis crash (see README, "What survives").
     return ["redis-server", "--port", str(parts.port or 6379), "--bind", "127.0.0.1", "--dir", str(data),
             "--appendonly", "yes", "--appendfsync", settings.redis_appendfsync, "--save", "",
@@ -75,7 +73,9 @@ def start_redis(settings: Settings) -> Child:
         sys.exit(f"No Redis answers at {settings.redis_url}, and it is not on this machine to start one.")
     if not shutil.which("redis-server"):
         sys.exit("redis-server is not installed: run `make install` (it installs it with apt).")
-    child = Child("redis-server", redis_command(settings), kwargs={"stdout": subprocess.DEVNULL})
+    data = settings.storage_dir.resolve().parent / "redis"
+    data.mkdir(parents=True, exist_ok=True)
+    child = Child("redis-server", redis_command(settings, data), kwargs={"stdout": subprocess.DEVNULL})
     child.start()
     deadline = time.monotonic() + 10
     while not redis_answers(settings.redis_url):
@@ -83,7 +83,6 @@ def start_redis(settings: Settings) -> Child:
             stop_all([child])
             sys.exit(f"redis-server did not start on port {parts.port or 6379}.")
         time.sleep(0.1)
-    data = child.command[child.command.index("--dir") + 1]
     print(f"started redis-server on port {parts.port or 6379} (data in {data})", flush=True)
     return child
 
@@ -148,8 +147,8 @@ def main() -> int:
     children.append(Child("worker", [python, "-m", "celery", "-A", "worker", "worker", "--loglevel=INFO",
                                      "--concurrency=1", "-n", "local@%h", "--without-gossip", "--without-mingle"],
                           stop_signal=signal.SIGQUIT))
-    children.append(Child("api", [python, "-m", "gunicorn", "-c", "python:api.gunicorn_conf",
-                                  "--bind", f"{settings.host}:{settings.port}"]))
+    # The configuration binds HOST:PORT itself, read from the same environment.
+    children.append(Child("api", [python, "-m", "gunicorn", "-c", "python:api.gunicorn_conf"]))
     for child in children[-2:]:
         child.start()
     print(f"genre service on http://{settings.host}:{settings.port}  (Ctrl-C stops it)", flush=True)
