@@ -27,17 +27,12 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "tests" / "support")]
 
 from conftest import make_audio  # noqa: E402
-from embedded import ctrl_c, finished, launch  # noqa: E402
-from stack import ARTIFACTS, free_port, http_json, multipart, wait_for  # noqa: E402
-from workers import children_of  # noqa: E402
-
-
-def _child(launcher, word: str) -> int:
-    return next(pid for pid, command in children_of(launcher.pid).items() if word in command)
+from embedded import child_pid, ctrl_c, finished, launch, wait_until_analysing  # noqa: E402
+from stack import ARTIFACTS, free_port, http_json, multipart  # noqa: E402
 
 
 def _signal(launcher, word: str, how: int) -> None:
-    os.killpg(_child(launcher, word), how)
+    os.killpg(child_pid(launcher, word), how)
 
 
 FAULTS = {
@@ -62,8 +57,7 @@ def drill(name: str, fault, songs: list[Path], deadline: float) -> dict:
             status, headers, body = http_json(f"{base}/api/v1/jobs", *multipart(song))
             if status == 202:
                 locations.append(headers["Location"])
-        wait_for(lambda: http_json(base + locations[0])[2]["stage"] == "analyzing", 60, "the first analysis",
-                 interval=0.1)
+        wait_until_analysing(base, locations[0])
         struck = time.monotonic()
         fault(launchers[-1], lambda: launchers.append(launch(folder, port, redis_port, log)))
         ends = []

@@ -133,6 +133,15 @@ class Drill:
         assert response.status_code == 202, response.get_json()
         return response.get_json()["id"]
 
+    def long_job_under_analysis(self, folder) -> str:
+        """The id of a four-minute song's job, once a worker is analysing it."""
+        job_id = self.upload(make_audio(folder / "long.mp3", 240.0))
+        wait_for(lambda: (jobs.get(self.store, "job", job_id) or {}).get("stage") == "analyzing", 60, "the analysis")
+        return job_id
+
+    def wait_until_handed_back(self) -> None:
+        wait_for(lambda: "handing the job back" in self.log.read_text(errors="replace"), 60, "the worker to give up")
+
     def kill_redis(self, how: int = signal.SIGKILL) -> None:
         self.redis.send_signal(how)
         self.redis.wait(30)
@@ -175,8 +184,7 @@ def test_redis_killed_right_after_accepted_uploads_loses_none_of_them(drill, tmp
 
 def test_a_job_running_through_a_redis_outage_succeeds_once_redis_is_back(drill, tmp_path):
     d = drill()
-    job_id = d.upload(make_audio(tmp_path / "long.mp3", 240.0))
-    wait_for(lambda: (jobs.get(d.store, "job", job_id) or {}).get("stage") == "analyzing", 60, "the analysis")
+    job_id = d.long_job_under_analysis(tmp_path)
     d.kill_redis(signal.SIGTERM)
     time.sleep(5)
     d.start_redis_again()
@@ -186,10 +194,9 @@ def test_a_job_running_through_a_redis_outage_succeeds_once_redis_is_back(drill,
 
 def test_a_worker_that_loses_redis_for_longer_than_it_waits_hands_the_job_back_and_it_succeeds(drill, tmp_path):
     d = drill(REDIS_RETRY_S="1", ORPHAN_GRACE_S="2")
-    job_id = d.upload(make_audio(tmp_path / "long.mp3", 240.0))
-    wait_for(lambda: (jobs.get(d.store, "job", job_id) or {}).get("stage") == "analyzing", 60, "the analysis")
+    job_id = d.long_job_under_analysis(tmp_path)
     d.kill_redis(signal.SIGTERM)
-    wait_for(lambda: "handing the job back" in d.log.read_text(errors="replace"), 60, "the worker to give up")
+    d.wait_until_handed_back()
     d.start_redis_again()
     job = finished(d.client, f"/api/v1/jobs/{job_id}", timeout=180)
     assert (job["status"], job["attempt"]) == ("succeeded", 2)
@@ -197,17 +204,15 @@ def test_a_worker_that_loses_redis_for_longer_than_it_waits_hands_the_job_back_a
 
 def test_an_upload_is_kept_while_its_job_waits_to_be_run_again(drill, tmp_path):
     d = drill(REDIS_RETRY_S="1", ORPHAN_GRACE_S="2")
-    job_id = d.upload(make_audio(tmp_path / "long.mp3", 240.0))
-    wait_for(lambda: (jobs.get(d.store, "job", job_id) or {}).get("stage") == "analyzing", 60, "the analysis")
+    job_id = d.long_job_under_analysis(tmp_path)
     d.kill_redis(signal.SIGTERM)
-    wait_for(lambda: "handing the job back" in d.log.read_text(errors="replace"), 60, "the worker to give up")
+    d.wait_until_handed_back()
     assert [p.name for p in leftover_files(d.settings.storage_dir)] == [f"{job_id}.mp3"]
 
 
 def test_a_job_of_a_killed_worker_is_finished_exactly_once_by_the_next(drill, tmp_path):
     d = drill(ORPHAN_GRACE_S="2")
-    job_id = d.upload(make_audio(tmp_path / "long.mp3", 240.0))
-    wait_for(lambda: (jobs.get(d.store, "job", job_id) or {}).get("stage") == "analyzing", 60, "the analysis")
+    job_id = d.long_job_under_analysis(tmp_path)
     os.killpg(d.worker.pid, signal.SIGKILL)
     d.worker.wait()
     d.worker = start_worker(d.env, f"drill-{tmp_path.name}@%h", d.log.with_suffix(".2.log"), youtube_replay=False,

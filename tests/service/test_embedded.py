@@ -9,8 +9,8 @@ import urllib.error
 import urllib.request
 
 import redis
-from embedded import ctrl_c, finished, launch
-from stack import ARTIFACTS, free_port, http_json, multipart, wait_for
+from embedded import child_pid, ctrl_c, finished, launch, submit, wait_until_analysing
+from stack import ARTIFACTS, free_port, http_json, wait_for
 from workers import children_of
 
 from conftest import make_audio
@@ -22,9 +22,7 @@ def test_embedded_service_starts_redis_analyses_an_upload_and_stops_on_ctrl_c(tm
     launcher = launch(tmp_path, port, redis_port, ARTIFACTS / "embedded.log")
     try:
         song = make_audio(tmp_path / "song.mp3", 15.0)
-        status, headers, body = http_json(f"{base}/api/v1/jobs", *multipart(song))
-        assert status == 202
-        job = finished(base, headers["Location"], 60)
+        job = finished(base, submit(base, song), 60)
         assert job["status"] == "succeeded"
         assert job["result"]["top5"] == classifier.predict_file(song).top_genres(5)
         assert (tmp_path / "var" / "redis").is_dir()  # the Redis it started keeps its data beside uploads
@@ -51,14 +49,12 @@ def test_a_worker_that_dies_is_started_again_while_the_api_stays_up(tmp_path):
     base = f"http://127.0.0.1:{port}"
     launcher = launch(tmp_path, port, redis_port, ARTIFACTS / "embedded-supervision.log")
     try:
-        worker = next(pid for pid, command in children_of(launcher.pid).items() if "celery" in command)
+        worker = child_pid(launcher, "celery")
         os.killpg(worker, signal.SIGKILL)
         wait_for(lambda: any("celery" in c for p, c in children_of(launcher.pid).items() if p != worker), 30,
                  "a new worker")
         assert http_json(f"{base}/healthz")[0] == 200  # the API outlived the worker's death
-        song = make_audio(tmp_path / "song.mp3", 8.0)
-        status, headers, _ = http_json(f"{base}/api/v1/jobs", *multipart(song))
-        assert finished(base, headers["Location"])["status"] == "succeeded"
+        assert finished(base, submit(base, make_audio(tmp_path / "song.mp3", 8.0)))["status"] == "succeeded"
     finally:
         ctrl_c(launcher)
 
@@ -68,15 +64,13 @@ def test_ctrl_c_mid_job_hands_it_back_and_the_next_start_finishes_it(tmp_path):
     base = f"http://127.0.0.1:{port}"
     launcher = launch(tmp_path, port, redis_port, ARTIFACTS / "embedded-ctrl-c-1.log")
     try:
-        song = make_audio(tmp_path / "long.mp3", 240.0)
-        status, headers, _ = http_json(f"{base}/api/v1/jobs", *multipart(song))
-        wait_for(lambda: http_json(base + headers["Location"])[2]["stage"] == "analyzing", 60, "the analysis",
-                 interval=0.2)
+        location = submit(base, make_audio(tmp_path / "long.mp3", 240.0))
+        wait_until_analysing(base, location)
     finally:
         ctrl_c(launcher)
     launcher = launch(tmp_path, port, redis_port, ARTIFACTS / "embedded-ctrl-c-2.log")
     try:
-        job = finished(base, headers["Location"])
+        job = finished(base, location)
     finally:
         ctrl_c(launcher)
     assert (job["status"], job["attempt"]) == ("succeeded", 2)
@@ -86,10 +80,7 @@ def test_ctrl_c_mid_job_stops_the_service_promptly(tmp_path):
     port, redis_port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
     launcher = launch(tmp_path, port, redis_port, ARTIFACTS / "embedded-ctrl-c-prompt.log")
-    song = make_audio(tmp_path / "long.mp3", 240.0)
-    status, headers, _ = http_json(f"{base}/api/v1/jobs", *multipart(song))
-    wait_for(lambda: http_json(base + headers["Location"])[2]["stage"] == "analyzing", 60, "the analysis",
-             interval=0.2)
+    wait_until_analysing(base, submit(base, make_audio(tmp_path / "long.mp3", 240.0)))
     began = time.monotonic()
     ctrl_c(launcher)
     assert time.monotonic() - began < 15

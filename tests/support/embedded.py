@@ -8,7 +8,8 @@ import sys
 import urllib.error
 from pathlib import Path
 
-from stack import REPO, http_json, wait_for
+from stack import REPO, http_json, upload, wait_for
+from workers import children_of
 
 
 def launch(folder: Path, port: int, redis_port: int, log: Path) -> subprocess.Popen:
@@ -46,3 +47,18 @@ def finished(base: str, location: str, timeout: float = 120) -> dict:
 def ctrl_c(launcher: subprocess.Popen) -> int:
     launcher.send_signal(signal.SIGINT)
     return launcher.wait(90)
+
+
+def submit(base: str, song: Path) -> str:
+    """Uploads ``song`` as curl -F would (a 202 expected); the job's address under ``base``."""
+    return f"/api/v1/jobs/{upload(base + '/', song)['id']}"
+
+
+def wait_until_analysing(base: str, location: str, timeout: float = 60) -> None:
+    wait_for(lambda: http_json(base + location)[2].get("stage") == "analyzing", timeout, "the analysis",
+             interval=0.1)
+
+
+def child_pid(launcher: subprocess.Popen, word: str) -> int:
+    """The launcher's child whose command line holds ``word`` (redis-server, celery, gunicorn)."""
+    return next(pid for pid, command in children_of(launcher.pid).items() if word in command)
