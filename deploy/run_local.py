@@ -67,6 +67,19 @@ def redis_command(settings: Settings, data: Path) -> list[str]:
             "--maxmemory-policy", "noeviction"]
 
 
+def say_which_redis(url: str) -> None:
+    """One already answers at REDIS_URL and is used as it is: say so, and whether it keeps what
+    it is given (without an append-only file, accepted jobs do not outlive its crash)."""
+    try:
+        durable = redis.Redis.from_url(url, socket_connect_timeout=1).config_get("appendonly").get("appendonly")
+    except redis.RedisError:  # CONFIG may be disabled on a managed Redis
+        durable = None
+    note = {"yes": "it has an append-only file", "no": "it has NO append-only file, so accepted jobs "
+            "would not outlive its crash; set REDIS_URL to a free port to have one started"}
+    print(f"using the Redis already answering at {url} ({note.get(durable, 'its persistence is unknown')})",
+          flush=True)
+
+
 def start_redis(settings: Settings) -> Child:
     parts = urlsplit(settings.redis_url)
     if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
@@ -141,7 +154,9 @@ def main() -> int:
     # (they are in sessions of their own, so it reaches only this launcher).
     for stop_signal in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(stop_signal, on_signal)
-    if not redis_answers(settings.redis_url):
+    if redis_answers(settings.redis_url):
+        say_which_redis(settings.redis_url)
+    else:
         children.append(start_redis(settings))
     python = sys.executable
     children.append(Child("worker", [python, "-m", "celery", "-A", "worker", "worker", "--loglevel=INFO",
