@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import http.client
 import multiprocessing
 import os
 import shutil
@@ -29,7 +28,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -37,6 +35,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO), str(REPO / "tests" / "support")]
 
+from pollers import percentile, poll_for  # noqa: E402
 from stack import free_port, start_api, start_redis, stop, upload, wait_for  # noqa: E402
 from workers import (all_finished, kill_group, leftover_files, queue_state, start_workers,  # noqa: E402
                      stop_group, successes)
@@ -47,11 +46,6 @@ from shared.settings import Settings  # noqa: E402
 
 GTZAN = REPO.parent / "shared" / "data" / "gtzan"
 LIMITS = {"TASK_SOFT_TIME_LIMIT_S": "20", "TASK_TIME_LIMIT_S": "25", "VISIBILITY_TIMEOUT_S": "30"}
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
 
 
 def gtzan_songs(count: int) -> list[Path]:
@@ -87,43 +81,7 @@ def throughput_round(base: str, store, songs: list[Path], workers: int) -> tuple
 
 
 def _poller_process(port: int, paths: list[str], threads: int, seconds: float, out) -> None:
-    latencies: list[float] = []
-    errors = [0]
-    lock = threading.Lock()
-    stop_at = time.monotonic() + seconds
-
-    def poll(offset: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        mine, i = [], offset
-        while time.monotonic() < stop_at:
-            path = paths[i % len(paths)]
-            i += 1
-            t0 = time.perf_counter()
-            try:
-                conn.request("GET", path)
-                response = conn.getresponse()
-                response.read()
-                ok = response.status == 200
-            except (OSError, http.client.HTTPException):
-                ok = False
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            elapsed = time.perf_counter() - t0
-            if ok:
-                mine.append(elapsed)
-            else:
-                with lock:
-                    errors[0] += 1
-        conn.close()
-        with lock:
-            latencies.extend(mine)
-
-    pool = [threading.Thread(target=poll, args=(n,)) for n in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
-    out.put((latencies, errors[0]))
+    out.put(poll_for(port, paths, threads, seconds))
 
 
 def polling_round(port: int, ids: list[str], pollers: int, seconds: float, processes: int = 4) -> dict:

@@ -22,7 +22,6 @@ import os
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -30,6 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO), str(REPO / "tests" / "support")]
 
+from pollers import percentile, poll_for  # noqa: E402
 from stack import start_api, start_redis, stop  # noqa: E402
 from trickle import UPLOAD_BODY, Tricklers, upload_head  # noqa: E402
 
@@ -45,11 +45,6 @@ SETUPS = {
     # Threads enough for every slow upload: gthread, 2 processes x 32 threads.
     "gthread-2x32": ("--worker-class", "gthread", "--threads", "32"),
 }
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
 
 
 def timed_get(port: int, path: str, timeout: float) -> float | None:
@@ -79,39 +74,12 @@ def probe(port: int, job_path: str, seconds: float, timeout: float) -> dict[str,
 
 def polling(port: int, job_path: str, pollers: int, seconds: float, timeout: float) -> str:
     """``pollers`` threads polling the job on kept-alive connections: requests/s and latencies."""
-    latencies: list[float] = []
-    errors = [0]
-    deadline = time.monotonic() + seconds
-
-    def poll():
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-        while time.monotonic() < deadline:
-            started = time.perf_counter()
-            try:
-                conn.request("GET", job_path)
-                response = conn.getresponse()
-                response.read()
-                ok = response.status == 200
-            except OSError:
-                ok = False
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-            if ok:
-                latencies.append(time.perf_counter() - started)
-            else:
-                errors[0] += 1
-        conn.close()
-
-    threads = [threading.Thread(target=poll) for _ in range(pollers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    latencies, errors = poll_for(port, [job_path], pollers, seconds, timeout)
     if not latencies:
-        return f"0 answered, {errors[0]} errors"
+        return f"0 answered, {errors} errors"
     ms = [x * 1000 for x in latencies]
     return (f"{len(ms) / seconds:.0f} req/s, p50 {percentile(ms, 50):.1f} ms, p99 {percentile(ms, 99):.1f} ms, "
-            f"errors {errors[0]}")
+            f"errors {errors}")
 
 
 def summary(samples: list[float | None]) -> str:
