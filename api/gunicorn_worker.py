@@ -194,30 +194,23 @@ class GuardedSocket:
 
     # --- writing
 
-    def _writing(self):
+    def _write(self, call, *args):
+        """``call`` (a write of the socket underneath), with READ_TIMEOUT_S for the client to take it."""
         self._answered = True
         self._sock.settimeout(self._deadlines.read_s)
+        try:
+            return call(*args)
+        except TimeoutError:
+            self._cut_off(f"The client took no response bytes for {self._deadlines.read_s:g} s.")
 
     def send(self, data, flags: int = 0) -> int:
-        self._writing()
-        try:
-            return self._sock.send(data, flags)
-        except TimeoutError:
-            self._cut_off(f"The client took no response bytes for {self._deadlines.read_s:g} s.")
+        return self._write(self._sock.send, data, flags)
 
     def sendall(self, data, flags: int = 0) -> None:
-        self._writing()
-        try:
-            self._sock.sendall(data, flags)
-        except TimeoutError:
-            self._cut_off(f"The client took no response bytes for {self._deadlines.read_s:g} s.")
+        self._write(self._sock.sendall, data, flags)
 
     def sendfile(self, file, offset: int = 0, count: int | None = None) -> int:
-        self._writing()
-        try:
-            return self._sock.sendfile(file, offset, count)
-        except TimeoutError:
-            self._cut_off(f"The client took no response bytes for {self._deadlines.read_s:g} s.")
+        return self._write(self._sock.sendfile, file, offset, count)
 
     def close(self) -> None:
         if self.linger:
