@@ -1,7 +1,7 @@
 """The HTTP API: ``create_app()`` is the app factory gunicorn and the tests use.
 
 A request's path: ``api/jobs.py`` (or ``searches.py``) validates it, writes a record
-through ``shared/jobs.py`` and sends a task by name; ``worker/`` does the rest.
+through ``shared/service/jobs.py`` and sends a task by name; ``worker/`` does the rest.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import logging
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from shared.settings import Settings
+from shared.service.settings import Settings
 
 
 def create_app(settings: Settings | None = None) -> Flask:

@@ -5,10 +5,10 @@ import redis
 from celery import Celery
 from flask import current_app, request
 
-from shared import jobs
-from shared.model_version import model_version
-from shared.queue import make_celery
-from shared.settings import Settings
+from shared.service import jobs
+from shared.engine.model_version import model_version
+from shared.service.queue import make_celery
+from shared.service.settings import Settings
 
 
 def get_settings() -> Settings:

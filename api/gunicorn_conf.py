@@ -9,10 +9,10 @@ the API image copies api/ and not deploy/, and ``python:api.gunicorn_conf`` find
 package imports, with no path to get wrong. Options on the command line override it: the image
 binds 0.0.0.0:8000, the tests a free port (and one process).
 
-Values come from shared/settings.py (Settings.from_env, the environment read once); the worker
+Values come from shared/service/settings.py (Settings.from_env, the environment read once); the worker
 class, api/gunicorn_worker.py, reads the same settings for its deadlines.
 """
-from shared.settings import Settings
+from shared.service.settings import Settings
 
 _settings = Settings.from_env()
 

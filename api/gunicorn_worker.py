@@ -10,7 +10,7 @@ answered in milliseconds (docs/hardening.md, "Slow clients", has the figures).
 What it adds, because gunicorn 27 has none of it for HTTP/1.1 (its ``timeout`` is the worker's
 heartbeat; under gevent its ``keepalive`` bounds a request's headers, closing silently):
 
-- Deadlines, from shared/settings.py: a request's line and headers must all arrive within
+- Deadlines, from shared/service/settings.py: a request's line and headers must all arrive within
   HEADER_TIMEOUT_S; no pause in a request's headers or body, or in the client taking the
   response, may last READ_TIMEOUT_S; after UPLOAD_GRACE_S a body must have arrived at
   MIN_UPLOAD_KB_S on average. A client past one is cut off: answered 408 (JSON) when nothing
@@ -35,7 +35,7 @@ from gunicorn import util
 from gunicorn.http.errors import NoMoreData, ParseException
 from gunicorn.workers.ggevent import GeventWorker
 
-from shared.settings import Settings
+from shared.service.settings import Settings
 
 # Most of a body left unread by the application (an early refusal) read and thrown away before
 # the connection is used again, as gunicorn's threaded worker does; past it, the connection closes.

@@ -10,7 +10,7 @@ import redis
 from flask import Blueprint, jsonify
 
 from api.context import get_redis
-from shared import jobs
+from shared.service import jobs
 
 log = logging.getLogger(__name__)
 bp = Blueprint("health", __name__)

@@ -15,9 +15,9 @@ from api.bodies import json_body
 from api.context import client_address, get_celery, get_model_version, get_redis, get_settings
 from api.errors import ApiError
 from api.links import LinkRefused, check_link
-from shared import jobs
-from shared.queue import ANALYZE
-from shared.sniff import sniff
+from shared.service import jobs
+from shared.service.queue import ANALYZE
+from shared.engine.sniff import sniff
 
 log = logging.getLogger(__name__)
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1/jobs")
@@ -116,7 +116,7 @@ def _create_job(job_id: str, source: dict, work: dict, content_key: str | None) 
     try:
         get_celery().send_task(ANALYZE, args=[job_id], task_id=job_id)
     except Exception as error:
-        # Accepted all the same: the record is open, so the reconciler (shared/reconcile.py) sends
+        # Accepted all the same: the record is open, so the reconciler (shared/service/reconcile.py) sends
         # it within ORPHAN_GRACE_S. Refusing now could leave a record a later turn would run anyway.
         log.warning("job %s: not queued yet (%s); the reconciler will queue it", job_id, error)
     log.info("job %s accepted: %s", job_id, source["kind"])

@@ -9,8 +9,8 @@ from api.bodies import json_body
 from api.context import get_celery, get_redis, get_settings
 from api.errors import ApiError
 from api.jobs import accepted, check_rate_limit, record_response
-from shared import jobs
-from shared.queue import SEARCH
+from shared.service import jobs
+from shared.service.queue import SEARCH
 
 log = logging.getLogger(__name__)
 bp = Blueprint("searches", __name__, url_prefix="/api/v1/searches")

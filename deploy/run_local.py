@@ -23,7 +23,7 @@ import redis
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from shared.settings import Settings, SettingsError  # noqa: E402
+from shared.service.settings import Settings, SettingsError  # noqa: E402
 
 
 def redis_answers(url: str) -> bool:

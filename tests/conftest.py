@@ -65,12 +65,12 @@ def audio_file(tmp_path):
 
 @pytest.fixture(scope="session")
 def classifier():
-    from shared.inference import GenreClassifier
-    from shared.settings import Settings
+    from shared.engine.inference import GenreClassifier
+    from shared.service.settings import Settings
 
     # float32, as the service tests' workers run: auto times int8 against it, and on a busy
     # machine int8 can win the race and give slightly different figures.
-    return GenreClassifier(Settings(precision="fp32"))
+    return GenreClassifier(**Settings(precision="fp32").model_options)
 
 
 @pytest.fixture(scope="session")

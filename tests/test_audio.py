@@ -1,14 +1,18 @@
 """Decoding: any ffmpeg format to mono 16 kHz float32, and typed errors for bad input."""
 import re
 import subprocess
+from functools import partial
 
 import numpy as np
 import pytest
 
 from conftest import CODECS
-from shared.audio import SAMPLE_RATE, decode
-from shared.errors import TooLong, TooShort, UnsupportedAudio
-from shared.settings import Settings
+from shared.engine.audio import decode as decode_audio
+from shared.engine.audio import SAMPLE_RATE
+from shared.engine.errors import TooLong, TooShort, UnsupportedAudio
+
+# The service's default limits: at most 20 minutes, at least 1 second.
+decode = partial(decode_audio, max_seconds=1200.0, min_seconds=1.0)
 
 
 @pytest.mark.parametrize("suffix", sorted(CODECS))
@@ -80,7 +84,7 @@ def test_wav_written_while_streaming_with_no_declared_size_is_decoded(tmp_path):
 
 def test_audio_over_the_cap_is_too_long(audio_file):
     with pytest.raises(TooLong, match="limit is 0 min|the limit is"):
-        decode(audio_file(8.0, ".mp3"), Settings(max_audio_seconds=5.0))
+        decode(audio_file(8.0, ".mp3"), max_seconds=5.0)
 
 
 def test_audio_under_the_minimum_is_too_short(audio_file):
@@ -98,10 +102,10 @@ def test_errors_carry_a_code_and_message(tmp_path):
 
 
 def test_missing_ffmpeg_is_an_internal_error_that_says_so(audio_file):
-    from shared.errors import AnalysisError
+    from shared.engine.errors import AnalysisError
 
     with pytest.raises(AnalysisError, match="ffmpeg not found") as caught:
-        decode(audio_file(2.0, ".wav"), Settings(ffmpeg_bin="/nonexistent/ffmpeg"))
+        decode(audio_file(2.0, ".wav"), ffmpeg="/nonexistent/ffmpeg")
     assert caught.value.code == "internal"
 
 

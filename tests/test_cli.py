@@ -10,7 +10,7 @@ SCRIPT = Path(sys.executable).with_name("genre-classify")
 
 
 def run(*args):
-    command = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "shared.cli"]
+    command = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "shared.engine.cli"]
     return subprocess.run(command + [str(a) for a in args], capture_output=True, text=True, timeout=300)
 
 
@@ -80,7 +80,7 @@ def test_cuda_on_a_machine_without_it_is_a_settings_error(files, monkeypatch):
 
 def test_a_reader_that_stops_early_gets_no_traceback(files):
     good, _ = files
-    command = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "shared.cli"]
+    command = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "shared.engine.cli"]
     # As `genre-classify a b c | head -1`: the reader takes the first line and goes away.
     with subprocess.Popen(command + ["--json"] + [str(good)] * 3, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True) as proc:

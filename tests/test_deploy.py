@@ -30,8 +30,8 @@ import yaml
 from stack import REPO, free_port, stop, wait_for
 from trickle import Tricklers, exchange
 
-from shared.queue import QUEUE
-from shared.settings import Settings
+from shared.service.queue import QUEUE
+from shared.service.settings import Settings
 
 COMPOSE = REPO / "docker-compose.yml"
 EXAMPLE_ENV = REPO / "deploy" / "example.env"
@@ -169,7 +169,7 @@ def test_settings_named_in_compose_example_env_and_manifests_exist():
     container_env = {e["name"] for d in of_kind("Deployment").values() if d["metadata"]["name"] != "flower"
                      for c in d["spec"]["template"]["spec"]["containers"] for e in c.get("env", [])}
     unknown = (compose_vars | compose_keys | env_keys | configmap | container_env) - SETTING_NAMES - COMPOSE_ONLY
-    assert not unknown, f"not settings of shared/settings.py: {sorted(unknown)}"
+    assert not unknown, f"not settings of shared/service/settings.py: {sorted(unknown)}"
 
 
 def test_example_env_and_configmap_values_are_accepted_by_settings():
@@ -386,7 +386,7 @@ def run_with_only(requirements: str, code: str, *options: str) -> subprocess.Com
 API_CHECK = """
 import sys
 from api import create_app
-from shared.settings import Settings
+from shared.service.settings import Settings
 client = create_app(Settings(redis_url="redis://127.0.0.1:1/0")).test_client()
 assert client.get("/healthz").status_code == 200
 assert client.get("/api/v1/openapi.json").status_code == 200
@@ -426,9 +426,9 @@ def test_worker_image_requirements_load_the_model_and_analyse():
 import sys
 import numpy as np
 import worker.tasks
-from shared.inference import GenreClassifier
-from shared.settings import Settings
-prediction = GenreClassifier(Settings(torch_threads=1)).predict(
+from shared.engine.inference import GenreClassifier
+from shared.service.settings import Settings
+prediction = GenreClassifier(**Settings(torch_threads=1).model_options).predict(
     np.random.default_rng(0).standard_normal(16000 * 4).astype("float32") * 0.1)
 assert len(prediction.top_genres(5)) == 5
 assert "flask" not in sys.modules

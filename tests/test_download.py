@@ -8,8 +8,8 @@ import threading
 import pytest
 
 from conftest import make_audio
-from shared.errors import DownloadFailed
-from shared.settings import Settings
+from shared.engine.errors import DownloadFailed
+from shared.service.settings import Settings
 from worker.download import download
 
 GENERIC = Settings(allowed_extractors="youtube,generic")

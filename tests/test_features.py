@@ -2,8 +2,8 @@
 import numpy as np
 import torch
 
-from shared.audio import SAMPLE_RATE
-from shared.features import HOP, PATCH_FRAMES, PATCH_SECONDS, fill_short, log_mel, patch_starts, segment
+from shared.engine.audio import SAMPLE_RATE
+from shared.engine.features import HOP, PATCH_FRAMES, PATCH_SECONDS, fill_short, log_mel, patch_starts, segment
 
 
 def noise(seconds: float) -> np.ndarray:

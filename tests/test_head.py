@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from shared.head import GenreHead, load_head, save_head
-from shared.labels import GENRES
-from shared.settings import DEFAULT_HEAD
+from shared.engine.head import GenreHead, load_head, save_head
+from shared.engine.labels import GENRES
+from shared.service.settings import DEFAULT_HEAD
 from training.train_head import FOLDS, cross_validate, fit, segment_folds, track_scores
 
 

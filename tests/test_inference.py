@@ -3,18 +3,18 @@ import numpy as np
 import pytest
 import torch
 
-from shared.audio import SAMPLE_RATE
-from shared.inference import resolve_precision
-from shared.labels import GENRES, MSD_TAGS
-from shared.settings import SettingsError
+from shared.engine.audio import SAMPLE_RATE
+from shared.engine.inference import resolve_precision
+from shared.engine.labels import GENRES, MSD_TAGS
+from shared.engine.inference import DeviceUnavailable
 
 
 @pytest.fixture(scope="module")
 def song(tmp_path_factory):
     from conftest import make_audio
-    from shared.audio import decode
+    from shared.engine.audio import decode
 
-    return decode(make_audio(tmp_path_factory.mktemp("song") / "song.mp3", 10.0))
+    return decode(make_audio(tmp_path_factory.mktemp("song") / "song.mp3", 10.0), max_seconds=1200.0, min_seconds=1.0)
 
 
 def test_predicts_per_segment_probabilities(classifier, song):
@@ -78,7 +78,7 @@ def test_an_asked_for_precision_is_kept_whatever_the_cpu_is_fast_at():
     cpu = torch.device("cpu")
     assert resolve_precision("int8", cpu, int8_faster=lambda: False) == "int8"
     assert resolve_precision("fp32", cpu, int8_faster=lambda: True) == "fp32"
-    with pytest.raises(SettingsError, match="CPU only"):
+    with pytest.raises(DeviceUnavailable, match="CPU only"):
         resolve_precision("int8", torch.device("cuda"))
 
 

@@ -2,7 +2,7 @@
 import pytest
 
 from api.links import LinkRefused, check_link
-from shared.settings import Settings
+from shared.service.settings import Settings
 
 DEFAULT = Settings()
 

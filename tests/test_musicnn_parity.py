@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from shared.features import log_mel
-from shared.musicnn import load_pretrained
+from shared.engine.features import log_mel
+from shared.engine.musicnn import load_pretrained
 
 MODELS = ("MSD_musicnn", "MTT_musicnn")
 OUTPUTS = ("tags", "penultimate", "max_pool", "mean_pool")

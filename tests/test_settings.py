@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.settings import DEFAULT_HEAD, Settings, SettingsError
+from shared.service.settings import DEFAULT_HEAD, Settings, SettingsError
 
 
 def test_defaults_without_environment():

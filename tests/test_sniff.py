@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from conftest import CODECS, id3, make_audio
-from shared.sniff import DEMUXERS, MAX_TAG_BYTES, MAX_TAGS, _mpeg_frame_length, sniff
+from shared.engine.sniff import DEMUXERS, MAX_TAG_BYTES, MAX_TAGS, _mpeg_frame_length, sniff
 
 
 def sniff_bytes(data: bytes) -> str | None:

@@ -1,8 +1,8 @@
 """Our reader of TensorFlow checkpoints, on the checkpoints in the musicnn wheel."""
 import pytest
 
-from shared.musicnn import MusicnnWeightsMissing, weights_dir
-from shared.tf_checkpoint import CheckpointError, read_checkpoint
+from shared.engine.musicnn import MusicnnWeightsMissing, weights_dir
+from shared.engine.tf_checkpoint import CheckpointError, read_checkpoint
 
 
 def test_reads_every_musicnn_variable_with_its_shape():

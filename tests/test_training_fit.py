@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from shared.genre_model import FRONTEND, load_model
-from shared.head import load_head
-from shared.inference import GenreClassifier
-from shared.labels import MSD_TAGS
-from shared.settings import DEFAULT_HEAD, Settings
+from shared.engine.genre_model import FRONTEND, load_model
+from shared.engine.head import load_head
+from shared.engine.inference import GenreClassifier
+from shared.engine.labels import MSD_TAGS
+from shared.service.settings import DEFAULT_HEAD, Settings
 from training.cli import main as genre_train
 
 CLASSIFY = Path(sys.executable).with_name("genre-classify")
@@ -76,7 +76,7 @@ def test_fit_writes_checkpoint_report_plots_and_logs(head_run):
 
 def test_genre_classify_uses_the_trained_checkpoint(head_run, dataset, tmp_path):
     song = dataset["folder"] / "high" / "high1.mp3"
-    command = [str(CLASSIFY)] if CLASSIFY.exists() else [sys.executable, "-m", "shared.cli"]
+    command = [str(CLASSIFY)] if CLASSIFY.exists() else [sys.executable, "-m", "shared.engine.cli"]
     env = {**os.environ, "MODEL_PATH": str(head_run / "model.pt")}
     done = subprocess.run(command + ["--json", str(song)], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
@@ -99,7 +99,7 @@ def test_each_network_kind_trains_resumes_and_serves(kind, dataset, tmp_path):
 
     classifier = GenreClassifier(Settings(model_path=out / "model.pt"))
     assert classifier.kind == kind and classifier.head.labels == ["high", "low"]
-    from shared.audio import decode
+    from shared.engine.audio import decode
 
     prediction = classifier.predict(decode(dataset["folder"] / "low" / "low0.mp3", Settings()))
     np.testing.assert_allclose(prediction.genre_probs.sum(axis=1), 1.0, rtol=1e-5)
@@ -143,9 +143,9 @@ def test_multi_label_fit_from_csv_gives_one_sigmoid_per_label(dataset, tmp_path)
     model = fit(dataset, tmp_path / "multi", "multi_label=true", "epochs=6", data="csv")
     classifier = GenreClassifier(Settings(model_path=model))
     assert classifier.head.multi_label and classifier.head.labels == ["bright", "high", "low"]
-    from shared.audio import decode
+    from shared.engine.audio import decode
 
-    from shared.features import segment
+    from shared.engine.features import segment
 
     audio = decode(dataset["folder"] / "high" / "high3.mp3", Settings())
     prediction = classifier.predict(audio)
@@ -244,8 +244,8 @@ def test_a_worker_serves_the_trained_checkpoint(head_run, dataset, service_env):
     from stack import ARTIFACTS, finished, start_worker, stop, wait_for
 
     from api import create_app
-    from shared import jobs
-    from shared.model_version import model_version
+    from shared.service import jobs
+    from shared.engine.model_version import model_version
 
     # A Redis database of its own, so only this worker (with this model) takes the job.
     env = {**service_env, "REDIS_URL": service_env["REDIS_URL"].rsplit("/", 1)[0] + "/2",

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from shared.audio import SAMPLE_RATE, decode
-from shared.errors import AnalysisError
-from shared.settings import Settings
+from shared.engine.audio import SAMPLE_RATE, decode
+from shared.engine.errors import AnalysisError
+from shared.service.settings import Settings
 from training.data import Track, cache_key, targets
 from training.evaluate import plot_confusion, scores
 

@@ -43,7 +43,7 @@ class Config:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
 
     def validate(self) -> None:
-        from shared.genre_model import KINDS
+        from shared.engine.genre_model import KINDS
 
         if self.model not in KINDS:
             raise ValueError(f"model={self.model!r}: choose one of {', '.join(KINDS)}")

@@ -23,11 +23,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from shared.audio import decode
-from shared.errors import AnalysisError
-from shared.features import segment
-from shared.genre_model import FRONTEND
-from shared.settings import Settings
+from shared.engine.audio import decode
+from shared.engine.errors import AnalysisError
+from shared.engine.features import segment
+from shared.engine.genre_model import FRONTEND
+from shared.service.settings import Settings
 
 log = logging.getLogger(__name__)
 

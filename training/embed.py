@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from shared.musicnn import load_pretrained
+from shared.engine.musicnn import load_pretrained
 from training.data import Track, audio_files, build_index, load_patches
 
 LAYERS = {"penultimate": "penultimate", "pooled": "mean_pool", "tags": "tags"}

@@ -25,9 +25,9 @@ import torch  # noqa: E402
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from shared.genre_model import probabilities  # noqa: E402
-from shared.inference import GenreClassifier  # noqa: E402
-from shared.settings import Settings  # noqa: E402
+from shared.engine.genre_model import probabilities  # noqa: E402
+from shared.engine.inference import GenreClassifier  # noqa: E402
+from shared.service.settings import Settings  # noqa: E402
 from training.data import Track, load_patches, targets  # noqa: E402
 
 BINS = 15

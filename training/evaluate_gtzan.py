@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from shared.inference import GenreClassifier
-from shared.settings import Settings
+from shared.engine.inference import GenreClassifier
+from shared.service.settings import Settings
 
 DEFAULT_INDEX = Path("../shared/data/gtzan/index.csv")
 

@@ -22,10 +22,10 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from shared.genre_model import build_model, probabilities, save_model
-from shared.head import tag_logits
-from shared.inference import resolve_device
-from shared.musicnn import load_pretrained
+from shared.engine.genre_model import build_model, probabilities, save_model
+from shared.engine.head import tag_logits
+from shared.engine.inference import resolve_device
+from shared.engine.musicnn import load_pretrained
 from training.augment import mixup, spec_augment
 from training.config import Config, write_config
 from training.data import (Track, build_index, label_names, load_frontend_maps, load_patches, read_ids,
@@ -272,7 +272,7 @@ def fit(config: Config, data: str | Path, out: str | Path, resume: bool = False)
     writer.close()
 
     # Fit a temperature on the holdout; it is served only when calibrate is set (see config.py).
-    from shared.genre_model import load_model
+    from shared.engine.genre_model import load_model
 
     best, record = load_model(out / "model.pt")
     logits = predict_logits(best.to(device), config.model, hold_x, device)

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from shared.head import GenreHead, save_head, tag_logits
-from shared.settings import DEFAULT_HEAD
+from shared.engine.head import GenreHead, save_head, tag_logits
+from shared.service.settings import DEFAULT_HEAD
 
 DEFAULT_FEATURES = Path("../shared/data/gtzan/features/msd_musicnn_taggram_train.npz")
 PENALTIES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)

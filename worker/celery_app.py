@@ -1,5 +1,5 @@
 """The worker's Celery app: settings, the model (loaded once per process), a heartbeat, and the
-reconciler that queues lost work again (shared/reconcile.py)."""
+reconciler that queues lost work again (shared/service/reconcile.py)."""
 from __future__ import annotations
 
 import logging
@@ -8,10 +8,10 @@ import threading
 
 from celery import signals
 
-from shared import jobs
-from shared.queue import ANALYZE, SEARCH, make_celery
-from shared.reconcile import reconcile, take_turn
-from shared.settings import Settings
+from shared.service import jobs
+from shared.service.queue import ANALYZE, SEARCH, make_celery
+from shared.service.reconcile import reconcile, take_turn
+from shared.service.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +34,10 @@ def get_classifier():
     """The process's classifier, loaded on first use."""
     global _classifier
     if _classifier is None:
-        from shared.inference import GenreClassifier  # torch is imported here, not by the API
+        from shared.engine.inference import GenreClassifier  # torch is imported here, not by the API
 
         try:
-            _classifier = GenreClassifier(settings)
+            _classifier = GenreClassifier(**settings.model_options)
         except Exception as error:
             raise ModelUnavailable(f"the worker cannot load its model: {error}") from error
     return _classifier
@@ -48,8 +48,8 @@ def _check_model_files(**_) -> None:
     # In the main process, before any pool process starts: a missing or foreign checkpoint
     # stops the worker here, so it never reports ready and takes no job. (The model itself
     # loads in each pool process: torch state must not cross a fork.)
-    from shared.genre_model import load_model
-    from shared.musicnn import weights_dir
+    from shared.engine.genre_model import load_model
+    from shared.engine.musicnn import weights_dir
 
     try:
         _, record = load_model(settings.model_path)

@@ -16,8 +16,8 @@ from typing import Callable
 import yt_dlp
 from yt_dlp.utils import DownloadError
 
-from shared.errors import AnalysisError, DownloadFailed, TooLong, VideoUnavailable
-from shared.settings import Settings
+from shared.engine.errors import AnalysisError, DownloadFailed, TooLong, VideoUnavailable
+from shared.service.settings import Settings
 
 log = logging.getLogger(__name__)
 

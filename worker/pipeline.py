@@ -12,12 +12,12 @@ from pathlib import Path
 
 from celery.exceptions import SoftTimeLimitExceeded
 
-from shared import jobs
-from shared.audio import SAMPLE_RATE, decode
-from shared.errors import AnalysisError
-from shared.inference import GenreClassifier
-from shared.result import build_result
-from shared.settings import Settings
+from shared.service import jobs
+from shared.engine.audio import SAMPLE_RATE, decode
+from shared.engine.errors import AnalysisError
+from shared.engine.inference import GenreClassifier
+from shared.engine.result import build_result
+from shared.service.settings import Settings
 from worker.download import content_key as content_key_of
 from worker.download import download, one_line
 
@@ -140,7 +140,7 @@ def _analyse(r, job: dict, work: Path, settings: Settings, classifier: GenreClas
 
     jobs.update(r, "job", job_id, status="running", stage="decoding", source=source)
     try:
-        audio = decode(path, settings)
+        audio = decode(path, **settings.decode_options)
     except AnalysisError as error:
         # The stored file's name is ours, not the user's: say what happened without it.
         message = error.message.removeprefix(f"{path.name}: ")

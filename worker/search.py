@@ -4,7 +4,7 @@ from __future__ import annotations
 import yt_dlp
 from yt_dlp.utils import DownloadError
 
-from shared.errors import DownloadFailed
+from shared.engine.errors import DownloadFailed
 from worker.download import base_options
 
 

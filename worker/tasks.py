@@ -8,9 +8,9 @@ from celery import Task
 from celery.exceptions import TimeLimitExceeded
 from celery.utils.log import get_task_logger
 
-from shared import jobs
-from shared.errors import AnalysisError
-from shared.queue import ANALYZE, SEARCH
+from shared.service import jobs
+from shared.engine.errors import AnalysisError
+from shared.service.queue import ANALYZE, SEARCH
 from worker import pipeline
 from worker.celery_app import ModelUnavailable, app, get_classifier, settings
 from worker.search import search

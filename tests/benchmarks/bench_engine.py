@@ -30,10 +30,10 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
-from shared.audio import SAMPLE_RATE, decode  # noqa: E402
-from shared.features import HOP, N_FFT, N_MELS, PATCH_FRAMES, segment  # noqa: E402
-from shared.inference import GenreClassifier  # noqa: E402
-from shared.settings import Settings  # noqa: E402
+from shared.engine.audio import SAMPLE_RATE, decode  # noqa: E402
+from shared.engine.features import HOP, N_FFT, N_MELS, PATCH_FRAMES, segment  # noqa: E402
+from shared.engine.inference import GenreClassifier  # noqa: E402
+from shared.service.settings import Settings  # noqa: E402
 
 GTZAN = REPO.parent / "shared" / "data" / "gtzan"
 EXCERPTS = ["blues/blues.00000", "classical/classical.00000", "jazz/jazz.00000",

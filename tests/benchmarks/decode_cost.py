@@ -19,9 +19,9 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from conftest import make_audio  # noqa: E402
 
-from shared.audio import _choose_stream, decode  # noqa: E402
-from shared.settings import Settings  # noqa: E402
-from shared.sniff import sniff  # noqa: E402
+from shared.engine.audio import _choose_stream, decode  # noqa: E402
+from shared.service.settings import Settings  # noqa: E402
+from shared.engine.sniff import sniff  # noqa: E402
 
 
 def median_ms(action, repeats: int) -> float:

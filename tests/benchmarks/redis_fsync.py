@@ -24,8 +24,8 @@ sys.path[:0] = [str(REPO), str(REPO / "tests" / "support")]
 
 from stack import free_port, stop, wait_for  # noqa: E402
 
-from shared import jobs  # noqa: E402
-from shared.settings import Settings  # noqa: E402
+from shared.service import jobs  # noqa: E402
+from shared.service.settings import Settings  # noqa: E402
 
 MODES = {"no AOF": ["--appendonly", "no"],
          "AOF everysec": ["--appendonly", "yes", "--appendfsync", "everysec"],

@@ -40,9 +40,9 @@ from stack import free_port, start_api, start_redis, stop, upload, wait_for  # n
 from workers import (all_finished, kill_group, leftover_files, queue_state, start_workers,  # noqa: E402
                      stop_group, successes)
 
-from shared import jobs  # noqa: E402
-from shared.queue import SWEEP_S  # noqa: E402
-from shared.settings import Settings  # noqa: E402
+from shared.service import jobs  # noqa: E402
+from shared.service.queue import SWEEP_S  # noqa: E402
+from shared.service.settings import Settings  # noqa: E402
 
 GTZAN = REPO.parent / "shared" / "data" / "gtzan"
 LIMITS = {"TASK_SOFT_TIME_LIMIT_S": "20", "TASK_TIME_LIMIT_S": "25", "VISIBILITY_TIMEOUT_S": "30"}

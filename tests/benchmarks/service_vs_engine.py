@@ -21,8 +21,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from shared.inference import GenreClassifier  # noqa: E402
-from shared.settings import Settings  # noqa: E402
+from shared.engine.inference import GenreClassifier  # noqa: E402
+from shared.service.settings import Settings  # noqa: E402
 
 INDEX = REPO.parent / "shared" / "data" / "gtzan" / "index.csv"
 

@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 from stack import ARTIFACTS, free_port, start_api, stop, upload, wait_for
 
 from conftest import REPO, make_audio
-from shared import jobs
+from shared.service import jobs
 
 # Records every state the job view passes through, so a test can tell that progress was shown on the way
 # and not only at the end.

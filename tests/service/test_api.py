@@ -14,8 +14,8 @@ from workers import successes
 from api import create_app
 from api.openapi import document
 from conftest import make_audio
-from shared import jobs
-from shared.settings import Settings
+from shared.service import jobs
+from shared.service.settings import Settings
 
 # Passes the upload sniffer as MP3 (two MPEG frames back to back); the silence they hold is too short to analyse.
 TWO_MPEG_FRAMES = (b"\xff\xfb\x90\x00" + bytes(413)) * 2

@@ -12,10 +12,10 @@ from stack import ARTIFACTS, finished, start_redis, start_worker, stop, wait_for
 from workers import leftover_files, live_names, stop_group
 
 from conftest import make_audio
-from shared import jobs
-from shared.queue import ANALYZE, QUEUE, make_celery
-from shared.reconcile import reconcile
-from shared.settings import Settings
+from shared.service import jobs
+from shared.service.queue import ANALYZE, QUEUE, make_celery
+from shared.service.reconcile import reconcile
+from shared.service.settings import Settings
 
 
 # --- The reconciler, on its own (a real Redis, no worker).

@@ -13,6 +13,9 @@ from embedded import child_pid, ctrl_c, finished, launch, submit, wait_until_ana
 from stack import ARTIFACTS, free_port, http_json, wait_for
 from workers import children_of
 
+from shared.engine.audio import decode
+from shared.service.settings import Settings
+
 from conftest import make_audio
 
 
@@ -24,7 +27,7 @@ def test_embedded_service_starts_redis_analyses_an_upload_and_stops_on_ctrl_c(tm
         song = make_audio(tmp_path / "song.mp3", 15.0)
         job = finished(base, submit(base, song), 60)
         assert job["status"] == "succeeded"
-        assert job["result"]["top5"] == classifier.predict_file(song).top_genres(5)
+        assert job["result"]["top5"] == classifier.predict(decode(song, **Settings().decode_options)).top_genres(5)
         assert (tmp_path / "var" / "redis").is_dir()  # the Redis it started keeps its data beside uploads
     finally:
         code = ctrl_c(launcher)

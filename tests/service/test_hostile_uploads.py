@@ -24,10 +24,10 @@ import pytest
 from stack import REPO
 
 from conftest import id3, make_audio
-from shared import jobs
-from shared.model_version import model_version
-from shared.queue import ANALYZE, make_celery
-from shared.sniff import _mpeg_frame_length
+from shared.service import jobs
+from shared.engine.model_version import model_version
+from shared.service.queue import ANALYZE, make_celery
+from shared.engine.sniff import _mpeg_frame_length
 
 CANARY_SECONDS = 13.37  # no genuine input lasts anywhere near this
 GENUINE_SECONDS = 3.0

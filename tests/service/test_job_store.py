@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared import jobs
-from shared.settings import Settings
+from shared.service import jobs
+from shared.service.settings import Settings
 
 
 @pytest.fixture

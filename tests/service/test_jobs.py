@@ -10,8 +10,9 @@ from stack import assert_conforms, finished, wait_for
 
 from api import create_app
 from conftest import make_audio
-from shared import jobs
-from shared.settings import Settings
+from shared.engine.audio import decode
+from shared.service import jobs
+from shared.service.settings import Settings
 
 SEGMENT_KEYS = {"start", "end", "top5"}
 
@@ -56,7 +57,7 @@ def test_upload_ends_succeeded_with_the_full_result(client, audio_file):
 def test_result_matches_the_engine_run_directly_on_the_same_file(client, audio_file, classifier):
     path = audio_file(12.0)
     job = finished(client, submit_file(client, path).headers["Location"])
-    direct = classifier.predict_file(path).to_dict()
+    direct = classifier.predict(decode(path, **Settings().decode_options)).to_dict()
     assert job["result"]["top5"] == direct["top5"]
     assert job["result"]["segments"] == direct["segments"]
 

@@ -6,7 +6,7 @@ from stack import assert_conforms, finished
 
 from api import create_app
 from conftest import make_audio
-from shared.settings import Settings
+from shared.service.settings import Settings
 
 
 @pytest.fixture(scope="module")

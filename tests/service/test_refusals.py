@@ -10,7 +10,7 @@ from stack import assert_conforms, finished
 
 from api import create_app
 from conftest import make_audio
-from shared.settings import Settings
+from shared.service.settings import Settings
 
 DEEP = "[" * 1000 + "]" * 1000
 

@@ -14,9 +14,9 @@ from workers import all_finished, kill_group, leftover_files, queue_state, start
 
 from api import create_app
 from conftest import make_audio
-from shared import jobs
-from shared.queue import SWEEP_S
-from shared.settings import Settings
+from shared.service import jobs
+from shared.service.queue import SWEEP_S
+from shared.service.settings import Settings
 
 # A job of a vanished worker comes back after VISIBILITY_TIMEOUT_S, found by the other worker's
 # sweep of unacknowledged jobs, which runs every SWEEP_S.

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from shared import jobs
-from shared.settings import Settings
+from shared.service import jobs
+from shared.service.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "tests" / "artifacts"

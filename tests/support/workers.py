@@ -14,8 +14,8 @@ from pathlib import Path
 import redis
 from stack import start_worker, wait_for
 
-from shared import jobs
-from shared.queue import QUEUE
+from shared.service import jobs
+from shared.service.queue import QUEUE
 
 
 def start_workers(env: dict, names: list[str], logs: Path, store: redis.Redis) -> dict[str, subprocess.Popen]:

@@ -8,7 +8,7 @@ import json
 
 from celery import Celery
 
-from shared.settings import Settings
+from shared.service.settings import Settings
 
 ANALYZE = "genre.analyze"
 SEARCH = "genre.search"
@@ -24,7 +24,7 @@ def make_celery(settings: Settings) -> Celery:
         task_serializer="json",
         accept_content=["json"],
         result_serializer="json",
-        # Results and progress live in the job store (shared/jobs.py), not in Celery's backend.
+        # Results and progress live in the job store (shared/service/jobs.py), not in Celery's backend.
         task_ignore_result=True,
         task_default_queue=QUEUE,
         # A job is acknowledged only once it has finished, and a worker takes one job at a

@@ -19,8 +19,8 @@ from typing import Callable
 
 import redis
 
-from shared import jobs
-from shared.queue import waiting_task_ids
+from shared.service import jobs
+from shared.service.queue import waiting_task_ids
 
 log = logging.getLogger(__name__)
 

@@ -13,12 +13,10 @@ from typing import Callable
 
 import numpy as np
 import torch
-from shared.audio import decode
-from shared.features import PATCH_SECONDS, segment, warm_up
-from shared.genre_model import load_model, probabilities
-from shared.labels import MSD_TAGS
-from shared.musicnn import load_pretrained
-from shared.settings import Settings, SettingsError
+from shared.engine.features import PATCH_SECONDS, segment, warm_up
+from shared.engine.genre_model import load_model, probabilities
+from shared.engine.labels import MSD_TAGS
+from shared.engine.musicnn import load_pretrained
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +67,16 @@ class Prediction:
         }
 
 
+class DeviceUnavailable(ValueError):
+    """The device or arithmetic asked for cannot run on this machine."""
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise SettingsError(f"DEVICE={name} but this machine has no usable CUDA device; use DEVICE=cpu or auto")
+        raise DeviceUnavailable(f"DEVICE={name} but this machine has no usable CUDA device; use DEVICE=cpu or auto")
     return device
 
 
@@ -109,7 +111,7 @@ def resolve_precision(name: str, device: torch.device, int8_faster: Callable[[],
             return "fp32"
         return "int8" if int8_faster() else "fp32"
     if name == "int8" and device.type != "cpu":
-        raise SettingsError("PRECISION=int8 runs on CPU only; use fp32 (or auto) on CUDA")
+        raise DeviceUnavailable("PRECISION=int8 runs on CPU only; use fp32 (or auto) on CUDA")
     return name
 
 
@@ -119,22 +121,25 @@ class GenreClassifier:
     The tagger always runs: it gives the result's tags, and a head's input.
     """
 
-    def __init__(self, settings: Settings | None = None):
-        self.settings = settings or Settings.from_env()
-        if self.settings.torch_threads:
-            torch.set_num_threads(self.settings.torch_threads)
-        self.device = resolve_device(self.settings.device)
+    def __init__(self, model_path: str | Path, *, device: str = "auto", precision: str = "auto",
+                 batch_size: int = 0, threads: int = 0):
+        """``device``: "auto", "cpu", "cuda" or "cuda:N"; ``precision``: "auto", "fp32" or "int8";
+        ``batch_size``: segments per forward pass, 0 picks by device; ``threads``: torch's
+        intra-op threads for this process, 0 keeps torch's default."""
+        if threads:
+            torch.set_num_threads(threads)
+        self.device = resolve_device(device)
         started = time.perf_counter()
-        head, record = load_model(self.settings.model_path)
+        self.model_path = Path(model_path)
+        head, record = load_model(self.model_path)
         self.backbone_name = record["backbone"]
         self.backbone = load_pretrained(self.backbone_name).to(self.device)
         self.head = head.to(self.device)  # the genre model, whatever its kind
         self.kind = record["kind"]
         self.temperature = record["temperature"]
         self.version = record["version"]
-        self.model_path = Path(self.settings.model_path)
-        self.batch_size = self.settings.batch_size or (64 if self.device.type == "cuda" else 2)
-        self.precision = resolve_precision(self.settings.precision, self.device)
+        self.batch_size = batch_size or (64 if self.device.type == "cuda" else 2)
+        self.precision = resolve_precision(precision, self.device)
         self.backbone.int8 = self.precision == "int8"
         if isinstance(getattr(self.head, "backbone", None), torch.nn.Module):
             self.head.backbone.int8 = self.backbone.int8  # a fine-tuned musicnn runs like the tagger
@@ -177,6 +182,3 @@ class GenreClassifier:
             genres=self.head.labels,
             tags=list(MSD_TAGS),
         )
-
-    def predict_file(self, path: str | Path, progress: Progress | None = None) -> Prediction:
-        return self.predict(decode(path, self.settings), progress)

@@ -4,7 +4,7 @@ Both the API and the workers go through these functions; nothing else touches th
 keys. Every record expires after ``JOB_TTL_S``. A finished record is never finished
 a second time, so a job redelivered after a worker vanished cannot be reported twice.
 A record is *open* from its creation until it is finished: the set ``OPEN`` lists
-them, so the reconciler (shared/reconcile.py) can find accepted work that was lost.
+them, so the reconciler (shared/service/reconcile.py) can find accepted work that was lost.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from shared.settings import Settings
+from shared.service.settings import Settings
 
 OPEN = "genre:open"
 

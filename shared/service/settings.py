@@ -5,7 +5,7 @@ import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-DEFAULT_HEAD = Path(__file__).parent / "weights" / "gtzan_head.pt"
+DEFAULT_HEAD = Path(__file__).parent.parent / "engine" / "weights" / "gtzan_head.pt"
 
 
 class SettingsError(ValueError):
@@ -157,6 +157,18 @@ class Settings:
             raise SettingsError("HEADER_TIMEOUT_S and READ_TIMEOUT_S must be positive")
         if self.upload_grace_s < 0 or self.min_upload_kb_s < 0 or self.keepalive_s < 0:
             raise SettingsError("UPLOAD_GRACE_S, MIN_UPLOAD_KB_S and KEEPALIVE_S must be 0 or more")
+
+    @property
+    def decode_options(self) -> dict:
+        """The engine's ``decode()`` limits."""
+        return {"max_seconds": self.max_audio_seconds, "min_seconds": self.min_audio_seconds,
+                "ffmpeg": self.ffmpeg_bin, "timeout": self.decode_timeout_s}
+
+    @property
+    def model_options(self) -> dict:
+        """The engine's ``GenreClassifier`` arguments."""
+        return {"model_path": self.model_path, "device": self.device, "precision": self.precision,
+                "batch_size": self.batch_size, "threads": self.torch_threads}
 
     @property
     def url_hosts(self) -> frozenset[str]:

@@ -1,6 +1,6 @@
 """Decode an audio file to mono float32 at 16 kHz, streamed through a pipe.
 
-ffmpeg never guesses what a file is: the file is sniffed (shared/sniff.py) and the demuxer of
+ffmpeg never guesses what a file is: the file is sniffed (shared/engine/sniff.py) and the demuxer of
 its kind is forced, only the file protocol is allowed, and a QuickTime file's references to
 other files are not followed. So a file reads as the audio it claims to be or not at all; it
 can never be a playlist or list that makes the worker open other files or addresses.
@@ -14,9 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from shared.errors import AnalysisError, TooLong, TooShort, UnsupportedAudio
-from shared.settings import Settings
-from shared.sniff import DEMUXERS, sniff
+from shared.engine.errors import AnalysisError, TooLong, TooShort, UnsupportedAudio
+from shared.engine.sniff import DEMUXERS, sniff
 
 SAMPLE_RATE = 16000
 # A file whose decoded audio falls this far short of the duration its audio stream
@@ -87,26 +86,26 @@ def _stream_seconds(stream: dict) -> float | None:
     return _seconds(stream.get("duration")) or _seconds(tags.get("DURATION"))
 
 
-def _run(command: list[str], settings: Settings, name: str) -> subprocess.CompletedProcess:
+def _run(command: list[str], timeout: float, name: str) -> subprocess.CompletedProcess:
     try:
-        return subprocess.run(command, capture_output=True, timeout=settings.decode_timeout_s)
+        return subprocess.run(command, capture_output=True, timeout=timeout)
     except FileNotFoundError:
         # Our installation's fault, not the file's: say what to install.
-        raise AnalysisError(f"ffmpeg not found (FFMPEG_BIN={settings.ffmpeg_bin}, with ffprobe beside it); "
+        raise AnalysisError(f"ffmpeg not found (FFMPEG_BIN={command[0]}, with ffprobe beside it); "
                             "install ffmpeg") from None
     except subprocess.TimeoutExpired:
-        raise UnsupportedAudio(f"{name}: decoding took longer than {settings.decode_timeout_s:.0f} s") from None
+        raise UnsupportedAudio(f"{name}: decoding took longer than {timeout:.0f} s") from None
 
 
-def _choose_stream(kind: str, path: Path, settings: Settings) -> tuple[int, float | None]:
+def _choose_stream(kind: str, path: Path, ffmpeg: str, timeout: float) -> tuple[int, float | None]:
     """The audio stream a player would play (the default one, else the longest) and its declared seconds.
 
     The seconds are None when the file does not say, or when ffmpeg only estimated them from
     the bitrate; a lone stream without a duration of its own takes the container's.
     """
     entries = "stream=index,codec_type,duration:stream_disposition=default:stream_tags=DURATION:format=duration"
-    done = _run([_ffprobe_bin(settings.ffmpeg_bin), "-hide_banner", "-v", "warning", *_input_options(kind, path),
-                 "-show_entries", entries, "-of", "json"], settings, path.name)
+    done = _run([_ffprobe_bin(ffmpeg), "-hide_banner", "-v", "warning", *_input_options(kind, path),
+                 "-show_entries", entries, "-of", "json"], timeout, path.name)
     log = done.stderr.decode("utf-8", "replace")
     if done.returncode != 0:
         raise UnsupportedAudio(f"{path.name}: not a readable audio file ({_reason(log, path)})")
@@ -154,12 +153,14 @@ def _wav_declared_seconds(f) -> float | None:
     return None
 
 
-def decode(path: str | Path, settings: Settings | None = None) -> np.ndarray:
+def decode(path: str | Path, *, max_seconds: float, min_seconds: float, ffmpeg: str = "ffmpeg",
+           timeout: float = 120.0) -> np.ndarray:
     """Mono float32 samples at 16 kHz, or a typed error the user can act on.
 
-    Error messages name the file by its name only: never a folder, nor ffmpeg's internals.
+    Audio longer than ``max_seconds`` or shorter than ``min_seconds`` is refused (TooLong, TooShort);
+    ``ffmpeg`` names the program (ffprobe is found beside it), and each of its runs gets ``timeout``
+    seconds. Error messages name the file by its name only: never a folder, nor ffmpeg's internals.
     """
-    settings = settings or Settings()
     path = Path(path)
     try:
         with open(path, "rb") as f:
@@ -175,36 +176,36 @@ def decode(path: str | Path, settings: Settings | None = None) -> np.ndarray:
     if kind is None:
         raise UnsupportedAudio(f"{path.name}: not a readable audio file (its bytes are no audio format we read)")
 
-    stream, declared = _choose_stream(kind, path, settings)
+    stream, declared = _choose_stream(kind, path, ffmpeg, timeout)
     declared = wav_seconds or declared
     # Read at most a little past the cap so a 3-hour upload costs no more than the cap.
-    limit = settings.max_audio_seconds + 1.0
-    done = _run([settings.ffmpeg_bin, "-hide_banner", "-nostdin", "-nostats", "-v", "error",
+    limit = max_seconds + 1.0
+    done = _run([ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-v", "error",
                  *_input_options(kind, path), "-map", f"0:{stream}", "-vn", "-sn", "-dn", "-t", f"{limit:.3f}",
-                 "-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "f32le", "pipe:1"], settings, path.name)
+                 "-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "f32le", "pipe:1"], timeout, path.name)
     if done.returncode != 0:
         log = done.stderr.decode("utf-8", "replace")
         raise UnsupportedAudio(f"{path.name}: not a readable audio file ({_reason(log, path)})")
 
     audio = np.frombuffer(done.stdout, dtype="<f4").copy()
     seconds = len(audio) / SAMPLE_RATE
-    if seconds > settings.max_audio_seconds:
-        length = f"{declared / 60:.0f} min" if declared else f"over {settings.max_audio_seconds / 60:.0f} min"
+    if seconds > max_seconds:
+        length = f"{declared / 60:.0f} min" if declared else f"over {max_seconds / 60:.0f} min"
         raise TooLong(
             f"{path.name}: the audio is {length} long; the limit is "
-            f"{settings.max_audio_seconds / 60:.0f} min"
+            f"{max_seconds / 60:.0f} min"
         )
     if len(audio) == 0:
         raise UnsupportedAudio(f"{path.name}: no audio could be decoded")
-    if declared and seconds < TRUNCATION_TOLERANCE * min(declared, settings.max_audio_seconds):
+    if declared and seconds < TRUNCATION_TOLERANCE * min(declared, max_seconds):
         raise UnsupportedAudio(
             f"{path.name}: the file is cut off (only {seconds:.1f} s of the "
             f"{declared:.1f} s it declares could be decoded)"
         )
-    if seconds < settings.min_audio_seconds:
+    if seconds < min_seconds:
         raise TooShort(
             f"{path.name}: {seconds:.2f} s of audio is too short; at least "
-            f"{settings.min_audio_seconds:g} s is needed"
+            f"{min_seconds:g} s is needed"
         )
     if not np.isfinite(audio).all():
         raise UnsupportedAudio(f"{path.name}: the decoded audio holds invalid samples")

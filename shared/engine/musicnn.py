@@ -23,8 +23,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from shared.features import N_MELS
-from shared.tf_checkpoint import read_checkpoint
+from shared.engine.features import N_MELS
+from shared.engine.tf_checkpoint import read_checkpoint
 
 TF_BN_EPS = 1e-3
 PRETRAINED = ("MSD_musicnn", "MTT_musicnn")

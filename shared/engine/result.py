@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from shared.inference import Prediction
+from shared.engine.inference import Prediction
 
 PEAKS = 1000
 

@@ -11,7 +11,7 @@ Each model says what it takes (``takes``: "tags" or "patches"): inference runs t
 tagger on every patch anyway for the result's tags, so a head reuses them. ``multi_label``
 picks the output: softmax over labels, or one sigmoid per label.
 
-Checkpoints: the original "genre-head/1" files load as before (``shared.head.load_head``).
+Checkpoints: the original "genre-head/1" files load as before (``shared.engine.head.load_head``).
 ``genre-train`` writes "genre-model/1": format, kind, labels, multi_label, arch (the
 constructor's arguments), backbone (the tagger for tags and head inputs), frontend (the
 log-mel settings the model was trained on, checked on load), temperature, state_dict, metadata.
@@ -24,11 +24,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from shared.audio import SAMPLE_RATE
-from shared.features import HOP, N_FFT, N_MELS, PATCH_FRAMES
-from shared.head import HEAD_FORMAT, GenreHead, load_head
-from shared.model_version import model_version
-from shared.musicnn import Musicnn
+from shared.engine.audio import SAMPLE_RATE
+from shared.engine.features import HOP, N_FFT, N_MELS, PATCH_FRAMES
+from shared.engine.head import HEAD_FORMAT, GenreHead, load_head
+from shared.engine.model_version import model_version
+from shared.engine.musicnn import Musicnn
 
 MODEL_FORMAT = "genre-model/1"
 KINDS = ("head", "finetune", "cnn")

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from shared.model_version import model_version
+from shared.engine.model_version import model_version
 
 HEAD_FORMAT = "genre-head/1"
 _EPS = 1e-6
@@ -26,7 +26,7 @@ def tag_logits(tags: torch.Tensor) -> torch.Tensor:
 
 class GenreHead(nn.Module):
     # What inference feeds it (the tagger's tag probabilities) and how its logits become
-    # probabilities; genre-model checkpoints (shared/genre_model.py) may set multi_label.
+    # probabilities; genre-model checkpoints (shared/engine/genre_model.py) may set multi_label.
     takes = "tags"
     multi_label = False
 

@@ -13,8 +13,9 @@ import json
 import os
 import sys
 
-from shared.errors import AnalysisError
-from shared.settings import Settings, SettingsError
+from shared.engine.audio import decode
+from shared.engine.errors import AnalysisError
+from shared.service.settings import Settings, SettingsError
 
 BAR_WIDTH = 30
 
@@ -43,11 +44,11 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env()
     except SettingsError as error:
         parser.error(str(error))
-    from shared.inference import GenreClassifier  # torch import is slow; --help stays quick
-    from shared.musicnn import MusicnnWeightsMissing
+    from shared.engine.inference import GenreClassifier  # torch import is slow; --help stays quick
+    from shared.engine.musicnn import MusicnnWeightsMissing
 
     try:
-        classifier = GenreClassifier(settings)
+        classifier = GenreClassifier(**settings.model_options)
     except (MusicnnWeightsMissing, FileNotFoundError, ValueError) as error:
         print(f"genre-classify: {error}", file=sys.stderr)
         return 2
@@ -63,7 +64,7 @@ def _classify_each(args: argparse.Namespace, settings: Settings, classifier) -> 
     failed = 0
     for path in args.files:
         try:
-            prediction = classifier.predict_file(path)
+            prediction = classifier.predict(decode(path, **settings.decode_options))
             result = {
                 "path": path,
                 "duration_s": round(prediction.duration_s, 3),

@@ -21,7 +21,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from shared.audio import SAMPLE_RATE
+from shared.engine.audio import SAMPLE_RATE
 
 N_FFT = 512
 HOP = 256
