@@ -20,6 +20,7 @@ from training.cli import main as genre_train
 CLASSIFY = Path(sys.executable).with_name("genre-classify")
 # Small and fast; a head needs a high learning rate to move in a few epochs.
 TINY = ["--set", "epochs=4", "--set", "lr=0.05", "--set", "holdout=0.25", "--set", "batch_size=8"]
+DECODE = Settings().decode_options  # the defaults, as genre-train decodes with in these tests
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +88,7 @@ def test_genre_classify_uses_the_trained_checkpoint(head_run, dataset, tmp_path)
 
 
 @pytest.mark.parametrize("kind", ["cnn", "finetune"])
-def test_each_network_kind_trains_resumes_and_serves(kind, dataset, tmp_path):
+def test_each_network_kind_trains_resumes_and_serves(kind, dataset, tmp_path, classifier):
     out = tmp_path / kind
     fit(dataset, out, f"model={kind}", "epochs=1", "width=4", "depth=2", "lr=0.001")
     assert genre_train(["fit", "--data", str(dataset["folder"]), "--out", str(out), "--resume",
@@ -97,18 +98,19 @@ def test_each_network_kind_trains_resumes_and_serves(kind, dataset, tmp_path):
     # The cosine schedule spans the new epoch count, so the resumed epoch still learns.
     assert history[0]["lr"] == pytest.approx(0.001) and history[1]["lr"] == pytest.approx(0.0005)
 
-    classifier = GenreClassifier(Settings(model_path=out / "model.pt"))
-    assert classifier.kind == kind and classifier.head.labels == ["high", "low"]
+    # float32 like the reference below: "auto" times int8 against it, and either may win.
+    trained = GenreClassifier(out / "model.pt", precision="fp32")
+    assert trained.kind == kind and trained.head.labels == ["high", "low"]
     from shared.engine.audio import decode
 
-    prediction = classifier.predict(decode(dataset["folder"] / "low" / "low0.mp3", Settings()))
+    audio = decode(dataset["folder"] / "low" / "low0.mp3", **DECODE)
+    prediction = trained.predict(audio)
     np.testing.assert_allclose(prediction.genre_probs.sum(axis=1), 1.0, rtol=1e-5)
     result = prediction.to_dict()
     assert set(result) == {"duration_s", "segment_seconds", "top5", "tags", "segments"}
     assert {g["genre"] for g in result["top5"]} == {"high", "low"}
     # Tags still come from the pretrained tagger, whatever the genre model.
-    pretrained = GenreClassifier(Settings())
-    reference = pretrained.predict(decode(dataset["folder"] / "low" / "low0.mp3", Settings()))
+    reference = classifier.predict(audio)  # the shipped head, float32
     np.testing.assert_allclose(prediction.tag_probs, reference.tag_probs, atol=1e-6)
 
 
@@ -141,13 +143,13 @@ def test_holdout_report_scores_only_holdout_tracks_when_file_names_repeat(tmp_pa
 
 def test_multi_label_fit_from_csv_gives_one_sigmoid_per_label(dataset, tmp_path):
     model = fit(dataset, tmp_path / "multi", "multi_label=true", "epochs=6", data="csv")
-    classifier = GenreClassifier(Settings(model_path=model))
+    classifier = GenreClassifier(model)
     assert classifier.head.multi_label and classifier.head.labels == ["bright", "high", "low"]
     from shared.engine.audio import decode
 
     from shared.engine.features import segment
 
-    audio = decode(dataset["folder"] / "high" / "high3.mp3", Settings())
+    audio = decode(dataset["folder"] / "high" / "high3.mp3", **DECODE)
     prediction = classifier.predict(audio)
     # Independent sigmoids of the (temperature-scaled) logits, not a softmax.
     logits, _ = classifier.segment_logits(segment(audio).patches)
@@ -264,3 +266,10 @@ def test_a_worker_serves_the_trained_checkpoint(head_run, dataset, service_env):
     assert job["status"] == "succeeded", job.get("error")
     assert {g["genre"] for g in job["result"]["top5"]} == {"high", "low"}
     assert job["result"]["model"]["version"] == model_version(head_run / "model.pt")
+
+
+def test_a_bad_setting_in_the_environment_is_refused_before_any_work(dataset, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MAX_AUDIO_SECONDS", "long")
+    out = tmp_path / "emb.npz"
+    assert genre_train(["embed", "--data", str(dataset["folder"]), "--out", str(out)]) == 2
+    assert "MAX_AUDIO_SECONDS" in capsys.readouterr().err and not out.exists()

@@ -17,7 +17,6 @@ from tqdm import tqdm
 
 from shared.engine.audio import SAMPLE_RATE, decode
 from shared.engine.errors import AnalysisError
-from shared.service.settings import Settings
 from training.data import Track, cache_key, targets
 from training.evaluate import plot_confusion, scores
 
@@ -44,8 +43,9 @@ def track_features(audio: np.ndarray) -> np.ndarray:
     return np.concatenate(stats + [chroma, tempo]).astype(np.float32)
 
 
-def features(tracks: list[Track], cache_dir: str | Path) -> tuple[list[Track], np.ndarray]:
-    """Feature rows of the tracks that decode (cached beside the log-mel patches)."""
+def features(tracks: list[Track], cache_dir: str | Path, decode_options: dict) -> tuple[list[Track], np.ndarray]:
+    """Feature rows of the tracks that decode (cached beside the log-mel patches); ``decode_options``
+    are ``decode()``'s keyword arguments, the same ``load_patches`` decodes with."""
     cache = Path(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
     kept, rows = [], []
@@ -53,7 +53,7 @@ def features(tracks: list[Track], cache_dir: str | Path) -> tuple[list[Track], n
         file = cache / f"{cache_key(track.path, 'baseline')}.base.npy"
         if not file.is_file():
             try:
-                np.save(file, track_features(decode(track.path, Settings())))
+                np.save(file, track_features(decode(track.path, **decode_options)))
             except AnalysisError as error:
                 print(f"skipping {track.path}: {error.message}")
                 continue
@@ -76,15 +76,15 @@ def make_classifier(name: str, seed: int):
 
 
 def baseline(train: list[Track], test: list[Track], out: str | Path, cache_dir: str | Path,
-             classifier: str = "forest", seed: int = 0) -> dict:
+             classifier: str = "forest", seed: int = 0, *, decode_options: dict) -> dict:
     """Train on ``train``, score on ``test``; writes report.json, confusion.png and baseline.pkl."""
     if any(len(t.labels) > 1 for t in train + test):
         raise ValueError("the baseline is single-label; some tracks have several labels")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    train, x_train = features(train, cache_dir)
-    test, x_test = features(test, cache_dir)
+    train, x_train = features(train, cache_dir, decode_options)
+    test, x_test = features(test, cache_dir, decode_options)
     labels = sorted({t.labels[0] for t in train + test})
     model = make_classifier(classifier, seed).fit(x_train, [t.labels[0] for t in train])
     # Columns for every label, in label order (a label absent from training gets probability 0).

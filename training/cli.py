@@ -8,6 +8,10 @@
 
 DATA is a folder with one sub-folder of audio per label, or a CSV with columns path,label
 (labels separated by ";" for multi-label). Deploy a trained model with MODEL_PATH=RUN_DIR/model.pt.
+
+Audio is decoded with the service's settings (MAX_AUDIO_SECONDS, MIN_AUDIO_SECONDS, FFMPEG_BIN,
+DECODE_TIMEOUT_S), and evaluation runs the model as the service would (DEVICE, PRECISION,
+BATCH_SIZE, TORCH_THREADS): read from the environment once, here.
 """
 from __future__ import annotations
 
@@ -15,6 +19,8 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+from shared.service.settings import Settings
 
 
 def _data_args(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +34,12 @@ def _config_args(parser: argparse.ArgumentParser) -> None:
                         help="override one config key; repeatable")
 
 
-def _fit(args) -> None:
+def _classifier_options(settings: Settings) -> dict:
+    """``GenreClassifier``'s arguments besides the model: the service's device and arithmetic."""
+    return {key: value for key, value in settings.model_options.items() if key != "model_path"}
+
+
+def _fit(args, settings: Settings) -> None:
     from training.config import load_config
     from training.data import build_index
     from training.evaluate import evaluate
@@ -40,14 +51,15 @@ def _fit(args) -> None:
     config = load_config(config_file, args.overrides)
     if args.cache_dir:
         config.cache_dir = str(args.cache_dir)
-    model = fit(config, args.data, args.out, resume=args.resume)
+    model = fit(config, args.data, args.out, resume=args.resume, decode_options=settings.decode_options)
     # Report on the holdout: the tracks fit kept aside, through the service's own path.
     holdout = set(json.loads((args.out / "split.json").read_text())["holdout_paths"])
     tracks = [t for t in build_index(args.data) if str(t.path) in holdout]
-    evaluate(model, tracks, args.out, config.cache_dir or args.out / "cache")
+    evaluate(model, tracks, args.out, config.cache_dir or args.out / "cache",
+             decode_options=settings.decode_options, classifier_options=_classifier_options(settings))
 
 
-def _evaluate(args) -> None:
+def _evaluate(args, settings: Settings) -> None:
     from training.data import build_index, read_ids, select_ids
     from training.evaluate import evaluate
 
@@ -55,20 +67,21 @@ def _evaluate(args) -> None:
     if args.list:
         tracks = select_ids(tracks, read_ids(args.list), args.list)
     out = args.out or args.model.parent / f"evaluation-{args.list.stem if args.list else args.data.stem}"
-    evaluate(args.model, tracks, out, args.cache_dir or out / "cache")
+    evaluate(args.model, tracks, out, args.cache_dir or out / "cache",
+             decode_options=settings.decode_options, classifier_options=_classifier_options(settings))
 
 
-def _tune(args) -> None:
+def _tune(args, settings: Settings) -> None:
     from training.config import load_config
     from training.tune import tune
 
     config = load_config(args.config, args.overrides)
     if args.cache_dir:
         config.cache_dir = str(args.cache_dir)
-    tune(config, args.data, args.out, args.trials)
+    tune(config, args.data, args.out, args.trials, decode_options=settings.decode_options)
 
 
-def _baseline(args) -> None:
+def _baseline(args, settings: Settings) -> None:
     from training.baseline import baseline
     from training.data import build_index, read_ids, select_ids, stratified_split
 
@@ -82,13 +95,15 @@ def _baseline(args) -> None:
         raise ValueError("the train and evaluation lists share tracks")
     if not args.eval_list:
         train, test = stratified_split(train, args.holdout, args.seed)
-    baseline(train, test, args.out, args.cache_dir or args.out / "cache", args.classifier, args.seed)
+    baseline(train, test, args.out, args.cache_dir or args.out / "cache", args.classifier, args.seed,
+             decode_options=settings.decode_options)
 
 
-def _embed(args) -> None:
+def _embed(args, settings: Settings) -> None:
     from training.embed import embed
 
-    embed(args.data, args.out, args.cache_dir or args.out.parent / "cache", args.layer, args.backbone)
+    embed(args.data, args.out, args.cache_dir or args.out.parent / "cache", args.layer, args.backbone,
+          decode_options=settings.decode_options)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,7 +151,9 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     try:
-        args.run(args)
+        # The one read of the environment; a bad value (SettingsError, a ValueError) ends here as any other.
+        settings = Settings.from_env()
+        args.run(args, settings)
     except (ValueError, FileNotFoundError) as error:
         print(f"genre-train {args.command}: {error}", file=sys.stderr)
         return 2

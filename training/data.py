@@ -27,7 +27,6 @@ from shared.engine.audio import decode
 from shared.engine.errors import AnalysisError
 from shared.engine.features import segment
 from shared.engine.genre_model import FRONTEND
-from shared.service.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -157,12 +156,12 @@ def cache_key(path: Path, extra: str = "") -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:20]
 
 
-def load_patches(tracks: list[Track], cache_dir: str | Path, settings: Settings | None = None) -> list[np.ndarray | None]:
+def load_patches(tracks: list[Track], cache_dir: str | Path, decode_options: dict) -> list[np.ndarray | None]:
     """Log-mel patches (n, 187, 96) float32 of each track, exactly as inference computes them.
 
+    ``decode_options``: ``decode()``'s keyword arguments (the entry point's ``Settings.decode_options``).
     Decoded once and cached; a file that fails to decode gives None (and a warning).
     """
-    settings = settings or Settings.from_env()
     cache = Path(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
     result = []
@@ -172,7 +171,7 @@ def load_patches(tracks: list[Track], cache_dir: str | Path, settings: Settings 
             result.append(np.load(file))
             continue
         try:
-            patches = segment(decode(track.path, settings)).patches.numpy()
+            patches = segment(decode(track.path, **decode_options)).patches.numpy()
         except AnalysisError as error:
             log.warning("skipping %s: %s", track.path, error.message)
             result.append(None)

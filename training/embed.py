@@ -29,13 +29,15 @@ def find_audio(data: str | Path) -> list[Track]:
 
 @torch.no_grad()
 def embed(data: str | Path, out: str | Path, cache_dir: str | Path, layer: str = "penultimate",
-          backbone: str = "MSD_musicnn") -> np.ndarray:
+          backbone: str = "MSD_musicnn", *, decode_options: dict) -> np.ndarray:
+    """One embedding row per file of ``data``; ``decode_options``: ``decode()``'s keyword arguments."""
     if layer not in LAYERS:
         raise ValueError(f"layer {layer!r}: choose one of {', '.join(LAYERS)}")
     tracks = find_audio(data)
     model = load_pretrained(backbone)
     rows, kept = [], []
-    for track, mel in tqdm(list(zip(tracks, load_patches(tracks, cache_dir))), desc="embed", unit="file", leave=False):
+    patches = load_patches(tracks, cache_dir, decode_options)
+    for track, mel in tqdm(list(zip(tracks, patches)), desc="embed", unit="file", leave=False):
         if mel is None:
             continue
         x = torch.from_numpy(mel)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import matplotlib
@@ -27,7 +26,6 @@ from tqdm import tqdm  # noqa: E402
 
 from shared.engine.genre_model import probabilities  # noqa: E402
 from shared.engine.inference import GenreClassifier  # noqa: E402
-from shared.service.settings import Settings  # noqa: E402
 from training.data import Track, load_patches, targets  # noqa: E402
 
 BINS = 15
@@ -123,13 +121,16 @@ def plot_curves(history: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def evaluate(model_path: str | Path, tracks: list[Track], out: str | Path, cache_dir: str | Path,
-             settings: Settings | None = None) -> dict:
-    """Scores of the checkpoint on ``tracks``; writes report.json and PNGs into ``out``."""
+def evaluate(model_path: str | Path, tracks: list[Track], out: str | Path, cache_dir: str | Path, *,
+             decode_options: dict, classifier_options: dict) -> dict:
+    """Scores of the checkpoint on ``tracks``; writes report.json and PNGs into ``out``.
+
+    ``decode_options``: ``decode()``'s keyword arguments; ``classifier_options``: ``GenreClassifier``'s
+    besides the model (device, precision, batch_size, threads), as the service would run it.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    settings = replace(settings or Settings.from_env(), model_path=Path(model_path))
-    classifier = GenreClassifier(settings)
+    classifier = GenreClassifier(model_path, **classifier_options)
     labels, multi_label = classifier.head.labels, classifier.head.multi_label
     unknown = sorted({label for t in tracks for label in t.labels} - set(labels))
     if unknown:
@@ -137,7 +138,7 @@ def evaluate(model_path: str | Path, tracks: list[Track], out: str | Path, cache
     if not multi_label and any(len(t.labels) > 1 for t in tracks):
         raise ValueError("some tracks have several labels, but the model picks one: evaluate a multi-label model")
     started = time.perf_counter()
-    patches = load_patches(tracks, cache_dir, settings)
+    patches = load_patches(tracks, cache_dir, decode_options)
     kept = [(t, p) for t, p in zip(tracks, patches) if p is not None]
     if not kept:
         raise ValueError(f"none of {len(tracks)} tracks could be decoded (see the warnings above)")

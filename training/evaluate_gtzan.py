@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from shared.engine.audio import decode
 from shared.engine.inference import GenreClassifier
 from shared.service.settings import Settings
 
@@ -33,13 +34,14 @@ def main(argv: list[str] | None = None) -> None:
         rows = [r for r in csv.DictReader(handle) if r["filtered_split"] == args.split]
     if not rows:
         raise SystemExit(f"no excerpts with filtered_split={args.split} in {args.index}")
-    classifier = GenreClassifier(Settings.from_env())
+    settings = Settings.from_env()
+    classifier = GenreClassifier(**settings.model_options)
     genres = classifier.head.labels
     confusion = np.zeros((len(genres), len(genres)), dtype=int)
     top1 = top5 = 0
     started = time.perf_counter()
     for row in rows:
-        prediction = classifier.predict_file(args.index.parent / row["path"])
+        prediction = classifier.predict(decode(args.index.parent / row["path"], **settings.decode_options))
         ranked = [g["genre"] for g in prediction.top_genres(5)]
         top1 += ranked[0] == row["genre"]
         top5 += row["genre"] in ranked

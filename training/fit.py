@@ -45,9 +45,10 @@ def select_tracks(config: Config, data: str | Path) -> tuple[list[Track], list[s
 
 
 @torch.no_grad()
-def model_inputs(config: Config, tracks: list[Track], cache_dir: Path) -> tuple[list[Track], list[np.ndarray]]:
+def model_inputs(config: Config, tracks: list[Track], cache_dir: Path,
+                 decode_options: dict) -> tuple[list[Track], list[np.ndarray]]:
     """Per track, what the model trains on: log-mel patches (cnn), front-end maps (finetune) or tags (head)."""
-    patches = load_patches(tracks, cache_dir)
+    patches = load_patches(tracks, cache_dir, decode_options)
     kept = [(t, p) for t, p in zip(tracks, patches) if p is not None]
     if not kept:
         raise ValueError(f"none of {len(tracks)} tracks could be decoded (see the warnings above)")
@@ -154,8 +155,12 @@ def fit_temperature(logits: torch.Tensor, y: torch.Tensor, owner: np.ndarray, mu
     return temperature if better else 1.0
 
 
-def fit(config: Config, data: str | Path, out: str | Path, resume: bool = False) -> Path:
-    """Train per ``config`` on ``data``; returns the path of the best checkpoint (``out/model.pt``)."""
+def fit(config: Config, data: str | Path, out: str | Path, resume: bool = False, *, decode_options: dict) -> Path:
+    """Train per ``config`` on ``data``; returns the path of the best checkpoint (``out/model.pt``).
+
+    ``decode_options``: ``decode()``'s keyword arguments (the entry point's ``Settings.decode_options``),
+    so training hears the audio exactly as the service it deploys to decodes it.
+    """
     from torch.utils.tensorboard import SummaryWriter  # slow import; only needed here
 
     out = Path(out)
@@ -171,8 +176,8 @@ def fit(config: Config, data: str | Path, out: str | Path, resume: bool = False)
     train_tracks, hold_tracks = stratified_split(tracks, config.holdout, config.seed)
     if not hold_tracks:
         raise ValueError("the holdout is empty: early stopping needs at least two tracks of some label")
-    train_tracks, train_inputs = model_inputs(config, train_tracks, cache_dir)
-    hold_tracks, hold_inputs = model_inputs(config, hold_tracks, cache_dir)
+    train_tracks, train_inputs = model_inputs(config, train_tracks, cache_dir, decode_options)
+    hold_tracks, hold_inputs = model_inputs(config, hold_tracks, cache_dir, decode_options)
     split = {"data": str(data), "train": [t.id for t in train_tracks], "holdout": [t.id for t in hold_tracks],
              "train_paths": [str(t.path) for t in train_tracks], "holdout_paths": [str(t.path) for t in hold_tracks]}
     (out / "split.json").write_text(json.dumps(split, indent=1))

@@ -32,8 +32,9 @@ def suggest(trial: optuna.Trial, model: str) -> dict:
     return params
 
 
-def tune(config: Config, data: str | Path, out: str | Path, trials: int) -> Config:
-    """Run ``trials`` more trials; returns (and writes) the best configuration found so far."""
+def tune(config: Config, data: str | Path, out: str | Path, trials: int, *, decode_options: dict) -> Config:
+    """Run ``trials`` more trials; returns (and writes) the best configuration found so far.
+    ``decode_options``: ``decode()``'s keyword arguments, for every trial's ``fit``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     # Trials share one cache, so audio is decoded (and the backbone run) once for the study.
@@ -44,7 +45,7 @@ def tune(config: Config, data: str | Path, out: str | Path, trials: int) -> Conf
 
     def objective(trial: optuna.Trial) -> float:
         trial_config = replace(config, cache_dir=cache, **suggest(trial, config.model))
-        model = fit(trial_config, data, out / f"trial_{trial.number:03d}")
+        model = fit(trial_config, data, out / f"trial_{trial.number:03d}", decode_options=decode_options)
         record = torch.load(model, map_location="cpu", weights_only=True)
         trial.set_user_attr("holdout_top1", record["metadata"]["holdout"]["top1"])
         return record["metadata"]["holdout"]["loss"]
