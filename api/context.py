@@ -5,8 +5,8 @@ import redis
 from celery import Celery
 from flask import current_app, request
 
-from shared.service import jobs
-from shared.engine.model_version import model_version
+from shared.service import registry
+from shared.service.jobs import JobStore
 from shared.service.queue import make_celery
 from shared.service.settings import Settings
 
@@ -15,8 +15,15 @@ def get_settings() -> Settings:
     return current_app.config["SETTINGS"]
 
 
+def get_store() -> JobStore:
+    if "STORE" not in current_app.extensions:
+        settings = get_settings()
+        current_app.extensions["STORE"] = JobStore.connect(settings.redis_url, settings.job_ttl_s)
+    return current_app.extensions["STORE"]
+
+
 def get_redis() -> redis.Redis:
-    return jobs.get_redis(get_settings())
+    return get_store().redis
 
 
 def get_celery() -> Celery:
@@ -25,9 +32,10 @@ def get_celery() -> Celery:
     return current_app.extensions["CELERY"]
 
 
-def get_model_version() -> str:
-    """The version of the head the workers load, the key of the result cache."""
-    return model_version(get_settings().model_path)
+def get_model_version() -> str | None:
+    """The model version the live workers publish in their heartbeats (the result cache's key), or
+    None while none is alive or they disagree (a rollout): then nothing is answered from the cache."""
+    return registry.model_version(get_redis())
 
 
 def client_address() -> str:

@@ -67,7 +67,7 @@ def register(app: Flask) -> None:
     def _redis_down(error: redis.RedisError):
         log.error("job store unreachable: %s", error)
         return error_response(503, "unavailable", "The job store is unreachable; try again shortly.",
-                              {"Retry-After": "5"})
+                              {"Retry-After": str(current_app.config["SETTINGS"].unavailable_retry_after_s)})
 
     @app.errorhandler(ParseException)
     @app.errorhandler(NoMoreData)

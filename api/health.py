@@ -10,7 +10,7 @@ import redis
 from flask import Blueprint, jsonify
 
 from api.context import get_redis
-from shared.service import jobs
+from shared.service import registry
 
 log = logging.getLogger(__name__)
 bp = Blueprint("health", __name__)
@@ -28,6 +28,6 @@ def readyz():
     except redis.RedisError as error:
         log.warning("not ready: redis unreachable: %s", error)
         return jsonify({"status": "unavailable", "redis": "unreachable", "workers": 0}), 503
-    workers = len(jobs.live_workers(get_redis()))
+    workers = len(registry.live_workers(get_redis()))
     body = {"status": "ok" if workers else "unavailable", "redis": "ok", "workers": workers}
     return jsonify(body), 200 if workers else 503

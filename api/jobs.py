@@ -5,17 +5,16 @@ import errno
 import hashlib
 import logging
 import re
-import time
 from pathlib import Path
 
 from flask import Blueprint, jsonify, request, url_for
 from werkzeug.datastructures import FileStorage
 
 from api.bodies import json_body
-from api.context import client_address, get_celery, get_model_version, get_redis, get_settings
+from api.context import client_address, get_celery, get_model_version, get_redis, get_settings, get_store
 from api.errors import ApiError
 from api.links import LinkRefused, check_link
-from shared.service import jobs
+from shared.service import cache, content_keys, jobs, ratelimit
 from shared.service.queue import ANALYZE
 from shared.engine.sniff import sniff
 
@@ -32,8 +31,8 @@ def public_view(record: dict) -> dict:
 
 def check_rate_limit() -> None:
     settings = get_settings()
-    if not jobs.allow_request(get_redis(), settings, client_address()):
-        wait = 60 - int(time.time()) % 60
+    if not ratelimit.allow_request(get_redis(), settings.rate_limit_per_minute, client_address()):
+        wait = ratelimit.seconds_to_next_window()
         raise ApiError(429, "rate_limited",
                        f"Too many requests: at most {settings.rate_limit_per_minute} a minute. "
                        f"Try again in {wait} s.", {"Retry-After": str(wait)})
@@ -44,7 +43,7 @@ def accepted(body: dict, endpoint: str):
     response = jsonify(body)
     response.status_code = 202
     response.headers["Location"] = url_for(endpoint, record_id=body["id"])
-    if body["status"] in ("queued", "running"):
+    if not jobs.is_finished(body):
         response.headers["Retry-After"] = str(get_settings().poll_interval_s)
     return response
 
@@ -79,7 +78,7 @@ def _submit_upload(upload: FileStorage):
     stored, digest = _store(upload, settings.storage_dir / f"{job_id}.{kind}", settings.max_upload_mb)
     try:
         record = _create_job(job_id, {"kind": "upload", "title": _clean_title(upload.filename) or "upload",
-                                      "duration_s": None}, {"upload": stored.name}, f"sha256:{digest}")
+                                      "duration_s": None}, {"upload": stored.name}, content_keys.upload(digest))
     except BaseException:
         stored.unlink(missing_ok=True)
         raise
@@ -93,7 +92,7 @@ def _submit_link(url: object):
         link = check_link(url, get_settings())
     except LinkRefused as refusal:
         raise ApiError(422, "url_not_allowed", str(refusal)) from None
-    kind = "youtube" if (link.content_key or "").startswith("youtube:") else "url"
+    kind = "youtube" if content_keys.is_youtube(link.content_key) else "url"
     record = _create_job(jobs.new_id(), {"kind": kind, "title": None, "duration_s": None, "url": link.url},
                          {"url": link.url}, link.content_key)
     return accepted(record, "jobs.status")
@@ -101,18 +100,17 @@ def _submit_link(url: object):
 
 def _create_job(job_id: str, source: dict, work: dict, content_key: str | None) -> dict:
     """The job's public view: answered from the cache, or queued for a worker."""
-    r, settings = get_redis(), get_settings()
+    store = get_store()
     version = get_model_version()
-    cached = jobs.cached_result(r, version, content_key)
+    cached = cache.cached_result(store, version, content_key)
     if cached is not None:
         # Not watched by the reconciler: it is finished on the next line and has nothing to run.
-        jobs.create(r, settings, "job", job_id, watched=False, source=source, cached=True,
-                    progress={"done": 0, "total": 0})
-        jobs.succeed_from_cache(r, settings, job_id, source, cached)
+        store.create("job", job_id, watched=False, source=source, cached=True, progress={"done": 0, "total": 0})
+        cache.succeed_from_cache(store, job_id, source, cached)
         log.info("job %s answered from the cache (%s)", job_id, content_key)
-        return public_view(jobs.get(r, "job", job_id))
-    record = jobs.create(r, settings, "job", job_id, source=source, cached=False, progress={"done": 0, "total": 0},
-                         request={**work, "content_key": content_key, "model_version": version})
+        return public_view(store.get("job", job_id))
+    record = store.create("job", job_id, source=source, cached=False, progress={"done": 0, "total": 0},
+                          request={**work, "content_key": content_key, "model_version": version})
     try:
         get_celery().send_task(ANALYZE, args=[job_id], task_id=job_id)
     except Exception as error:
@@ -144,7 +142,7 @@ def _store(upload: FileStorage, final: Path, limit_mb: float) -> tuple[Path, str
         log.error("upload storage is full, upload of %d+ bytes refused (STORAGE_DIR=%s): %s",
                   size, final.parent, error)
         raise ApiError(503, "unavailable", "The service has no room to store uploads at the moment; "
-                       "try again later.", {"Retry-After": "60"}) from None
+                       "try again later.", {"Retry-After": str(get_settings().full_disk_retry_after_s)}) from None
     finally:
         partial.unlink(missing_ok=True)
     return final, digest.hexdigest()
@@ -167,13 +165,13 @@ def _clean_title(filename: str | None) -> str:
 
 def record_response(kind: str, record_id: str, view):
     """200 with a job's or search's public view (and Retry-After while unfinished), or 404."""
-    record = jobs.get(get_redis(), kind, record_id)
+    record = get_store().get(kind, record_id)
     if record is None:
         hours = get_settings().job_ttl_s / 3600
         # The id is not echoed: it may be anything a client typed.
         raise ApiError(404, "not_found", f"No {kind} with that id. Records are kept for {hours:g} h after they end.")
     response = jsonify(view(record))
-    if record["status"] in ("queued", "running"):
+    if not jobs.is_finished(record):
         response.headers["Retry-After"] = str(get_settings().poll_interval_s)
     return response
 

@@ -5,10 +5,10 @@ import re
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
+from shared.service import content_keys
 from shared.service.settings import Settings
 
 _VIDEO_ID = re.compile(r"[A-Za-z0-9_-]{11}")
-_YOUTUBE_HOSTS = {"youtube.com", "www.youtube.com", "m.youtube.com", "music.youtube.com", "youtu.be"}
 
 
 class LinkRefused(ValueError):
@@ -55,10 +55,10 @@ def check_link(url: object, settings: Settings) -> Link:
     host = parts.hostname.lower().rstrip(".")
     if host not in settings.url_hosts:
         raise LinkRefused(f"Links to {host} are not allowed; paste a YouTube video link.")
-    if host in _YOUTUBE_HOSTS:
+    if host in content_keys.YOUTUBE_HOSTS:
         video_id = youtube_video_id(url)
         if not video_id:
             raise LinkRefused("That YouTube link does not name a single video (playlists and channels are not analysed).")
         # One canonical form: drops playlist and tracking parameters, and keys the cache.
-        return Link(f"https://www.youtube.com/watch?v={video_id}", f"youtube:{video_id}")
+        return Link(f"https://www.youtube.com/watch?v={video_id}", content_keys.youtube(video_id))
     return Link(url, None)

@@ -6,16 +6,14 @@ import logging
 from flask import Blueprint
 
 from api.bodies import json_body
-from api.context import get_celery, get_redis, get_settings
+from api.context import get_celery, get_settings, get_store
 from api.errors import ApiError
 from api.jobs import accepted, check_rate_limit, record_response
-from shared.service import jobs
 from shared.service.queue import SEARCH
 
 log = logging.getLogger(__name__)
 bp = Blueprint("searches", __name__, url_prefix="/api/v1/searches")
 
-MAX_RESULTS = 10
 _USAGE = 'Send JSON {"q": "words to search for", "limit": 5}; q is 1 to 200 characters.'
 _PUBLIC = ("id", "status", "query", "limit", "created_at", "updated_at", "candidates", "error")
 
@@ -32,10 +30,10 @@ def submit():
     if not isinstance(query, str) or not query.strip() or len(query) > 200:
         raise ApiError(400, "bad_request", _USAGE)
     limit = body.get("limit", 5)
-    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_RESULTS:
-        raise ApiError(400, "bad_request", f"limit must be a whole number from 1 to {MAX_RESULTS}.")
-    r, settings = get_redis(), get_settings()
-    record = jobs.create(r, settings, "search", query=query.strip(), limit=limit)
+    most = get_settings().max_search_results
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= most:
+        raise ApiError(400, "bad_request", f"limit must be a whole number from 1 to {most}.")
+    record = get_store().create("search", query=query.strip(), limit=limit)
     try:
         get_celery().send_task(SEARCH, args=[record["id"]], task_id=record["id"])
     except Exception as error:

@@ -61,7 +61,7 @@ class Child:
 
 def redis_command(settings: Settings, data: Path) -> list[str]:
     parts = urlsplit(settings.redis_url)
-    # The append-only file makes an accepted job outlive a Redis crash (see README, "What survives").
+    # The append-only file makes an accepted job outlive a Redis crash (docs/operations.md, "What survives which failure").
     return ["redis-server", "--port", str(parts.port or 6379), "--bind", "127.0.0.1", "--dir", str(data),
             "--appendonly", "yes", "--appendfsync", settings.redis_appendfsync, "--save", "",
             "--maxmemory-policy", "noeviction"]

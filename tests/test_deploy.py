@@ -377,10 +377,39 @@ def test_dockerignore_lets_in_everything_the_images_copy():
     assert "*" in ignore  # everything else, .venv and data included, stays out of the context
 
 
-def run_with_only(requirements: str, code: str, *options: str) -> subprocess.CompletedProcess:
+def run_with_only(requirements: str, code: str, *options: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(REPO / "tests" / "support" / "only_requirements.py"),
                            str(REPO / "deploy" / requirements), *options, "-c", code],
-                          capture_output=True, text=True, cwd=REPO, timeout=120)
+                          capture_output=True, text=True, cwd=cwd, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(cwd), "PYTHONSAFEPATH": "1"})
+
+
+def stage_copies(stage: str, into: Path) -> Path:
+    """The files deploy/Dockerfile's ``stage`` COPYs from the repository, copied as it does into
+    ``into`` (its /app): what that image holds of the code."""
+    text = (REPO / "deploy" / "Dockerfile").read_text()
+    body = re.search(rf"^FROM \S+ AS {stage}\n(.*?)(?=^FROM |\Z)", text, re.M | re.S).group(1)
+    for line in body.splitlines():
+        words = line.split()
+        if words[:1] != ["COPY"] or any(w.startswith("--from") for w in words):
+            continue
+        *sources, target = [w for w in words[1:] if not w.startswith("--")]
+        if not target.startswith("/app/"):
+            continue
+        for source in sources:
+            destination = into / target.removeprefix("/app/")
+            if (REPO / source).is_dir():
+                shutil.copytree(REPO / source, destination, dirs_exist_ok=True,
+                                ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                destination.mkdir(parents=True, exist_ok=True)
+                shutil.copy(REPO / source, destination / Path(source).name)
+    return into
+
+
+@pytest.fixture(scope="module")
+def api_image(tmp_path_factory) -> Path:
+    return stage_copies("api", tmp_path_factory.mktemp("api-image"))
 
 
 API_CHECK = """
@@ -395,12 +424,20 @@ assert "torch" not in sys.modules and "numpy" not in sys.modules
 """
 
 
-def test_api_image_requirements_run_the_api_without_torch():
-    result = run_with_only("requirements-api.txt", API_CHECK, "--local", "api", "--local", "shared")
+def test_api_image_requirements_run_the_api_without_torch(api_image):
+    result = run_with_only("requirements-api.txt", API_CHECK, "--local", "api", "--local", "shared", cwd=api_image)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_api_image_requirements_run_its_gunicorn_worker_without_torch():
+def test_api_image_carries_no_model_weights(api_image):
+    assert sorted(p.name for p in api_image.rglob("*.pt")) == []
+
+
+def test_api_image_carries_no_engine_module_but_the_sniffer(api_image):
+    assert sorted(p.name for p in (api_image / "shared" / "engine").iterdir()) == ["__init__.py", "sniff.py"]
+
+
+def test_api_image_requirements_run_its_gunicorn_worker_without_torch(api_image):
     code = """
 import sys
 import api.gunicorn_conf as conf
@@ -408,7 +445,7 @@ from gunicorn.util import load_class
 load_class(conf.worker_class)
 assert "torch" not in sys.modules and "numpy" not in sys.modules
 """
-    result = run_with_only("requirements-api.txt", code, "--local", "api", "--local", "shared")
+    result = run_with_only("requirements-api.txt", code, "--local", "api", "--local", "shared", cwd=api_image)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -1,9 +1,10 @@
 """Settings come from the environment, with defaults and clear errors."""
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
-from shared.service.settings import DEFAULT_HEAD, Settings, SettingsError
+from shared.service.settings import DEFAULT_HEAD, Settings, SettingsError, markdown
 
 
 def test_defaults_without_environment():
@@ -39,3 +40,13 @@ def test_allowed_hosts_and_extractors_are_comma_separated_lists():
     settings = Settings.from_env({"ALLOWED_URL_HOSTS": " YouTu.be , 127.0.0.1,", "ALLOWED_EXTRACTORS": "youtube, generic"})
     assert settings.url_hosts == {"youtu.be", "127.0.0.1"}
     assert settings.extractors == ["youtube", "generic"]
+
+
+def test_the_configuration_page_is_the_one_the_settings_generate():
+    page = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
+    assert page.read_text() == markdown(), "run: python -m shared.service.settings > docs/configuration.md"
+
+
+def test_the_configuration_page_lists_every_setting():
+    listed = {line.split("`")[1] for line in markdown().splitlines() if line.startswith("| `")}
+    assert listed == {f.name.upper() for f in fields(Settings)}

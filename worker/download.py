@@ -6,7 +6,6 @@ checked the host; yt-dlp's own extractor list is the second fence.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ import yt_dlp
 from yt_dlp.utils import DownloadError
 
 from shared.engine.errors import AnalysisError, DownloadFailed, TooLong, VideoUnavailable
+from shared.service import content_keys
 from shared.service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -73,13 +73,6 @@ def base_options(settings: Settings, job_id: str) -> dict:
         # YouTube's players need a JavaScript runtime; use whichever the host has.
         "js_runtimes": {"deno": {}, "node": {}},
     }
-
-
-def content_key(info: dict) -> str:
-    if info.get("extractor_key") == "Youtube" and info.get("id"):
-        return f"youtube:{info['id']}"
-    url = info.get("webpage_url") or info.get("original_url") or ""
-    return "url:" + hashlib.sha256(url.encode()).hexdigest()[:32]
 
 
 def _too_big(settings: Settings) -> DownloadFailed:
@@ -142,4 +135,4 @@ def download(url: str, dest: Path, settings: Settings,
     if not files:
         # yt-dlp skips a file over max_filesize without raising.
         raise _too_big(settings)
-    return Downloaded(files[0], info.get("title"), duration, content_key(info))
+    return Downloaded(files[0], info.get("title"), duration, content_keys.downloaded(info))

@@ -12,13 +12,13 @@ from pathlib import Path
 
 from celery.exceptions import SoftTimeLimitExceeded
 
-from shared.service import jobs
+from shared.service import cache, content_keys, jobs, registry
+from shared.service.jobs import JobStore
 from shared.engine.audio import SAMPLE_RATE, decode
 from shared.engine.errors import AnalysisError
 from shared.engine.inference import GenreClassifier
 from shared.engine.result import build_result
 from shared.service.settings import Settings
-from worker.download import content_key as content_key_of
 from worker.download import download, one_line
 
 log = logging.getLogger(__name__)
@@ -33,17 +33,17 @@ class _AlreadyAnalysed(Exception):
 
 def run(job_id: str, settings: Settings, classifier: GenreClassifier, worker: str = "") -> None:
     # Patient: through a short Redis outage the job waits and then finishes, rather than being lost.
-    r = jobs.get_redis(settings, patient=True)
-    job = jobs.get(r, "job", job_id)
+    store = JobStore.connect(settings.redis_url, settings.job_ttl_s, retry_s=settings.redis_retry_s)
+    job = store.get("job", job_id)
     if job is None:
         log.warning("job %s: no record (expired?); nothing to do", job_id)
         clean_up(job_id, settings)
         return
-    if job["status"] in ("succeeded", "failed"):
+    if jobs.is_finished(job):
         # A redelivered message for a job another worker finished.
         log.info("job %s: already %s; not run again", job_id, job["status"])
         return
-    holder = jobs.held_by(r).get(job_id)
+    holder = registry.held_by(store.redis).get(job_id)
     if holder and holder != worker:
         # A second message for a job a live worker is running (queued again while its worker
         # was cut off from Redis): that worker finishes it.
@@ -53,17 +53,17 @@ def run(job_id: str, settings: Settings, classifier: GenreClassifier, worker: st
     attempt = job.get("attempt", 0) + 1
     if attempt > settings.max_attempts:
         log.error("job %s: started %d times without ending; not tried again", job_id, settings.max_attempts)
-        jobs.fail(r, settings, "job", job_id, "internal",
-                  f"The analysis stopped {settings.max_attempts} times before it could end; it was not tried "
-                  "again. The file may be one the service cannot handle.")
+        store.fail("job", job_id, "internal",
+                   f"The analysis stopped {settings.max_attempts} times before it could end; it was not tried "
+                   "again. The file may be one the service cannot handle.")
         clean_up(job_id, settings)
         return
     if attempt > 1:
         log.warning("job %s: attempt %d (the last one stopped before the job ended)", job_id, attempt)
     restart = {"stage": "queued", "progress": {"done": 0, "total": 0}} if attempt > 1 else {}
-    jobs.update(r, "job", job_id, status="running", worker=worker, attempt=attempt, **restart)
+    store.update("job", job_id, status="running", worker=worker, attempt=attempt, **restart)
     try:
-        _run_to_an_end(r, job, work, settings, classifier)
+        _run_to_an_end(store, job, work, settings, classifier)
     except BaseException:
         # Not recorded as ended (the job store away, the process stopped): the upload stays for
         # the job's next attempt; only this attempt's folder goes.
@@ -72,29 +72,29 @@ def run(job_id: str, settings: Settings, classifier: GenreClassifier, worker: st
     clean_up(job_id, settings)
 
 
-def _run_to_an_end(r, job: dict, work: Path, settings: Settings, classifier: GenreClassifier) -> None:
+def _run_to_an_end(store: JobStore, job: dict, work: Path, settings: Settings, classifier: GenreClassifier) -> None:
     """Analyse the job and record how it ended, whatever happens, except while the job store is
     unreachable (then it raises and nothing is recorded)."""
     job_id = job["id"]
     try:
-        _analyse(r, job, work, settings, classifier)
+        _analyse(store, job, work, settings, classifier)
     except _AlreadyAnalysed as hit:
-        jobs.succeed_from_cache(r, settings, job_id, job["source"], hit.cached)
+        cache.succeed_from_cache(store, job_id, job["source"], hit.cached)
         log.info("job %s answered from the cache", job_id)
     except AnalysisError as error:
         log.info("job %s failed: %s (%s)", job_id, error.code, one_line(error.message))
-        jobs.fail(r, settings, "job", job_id, error.code, error.message)
+        store.fail("job", job_id, error.code, error.message)
     except SoftTimeLimitExceeded:
         log.warning("job %s: over the %d s time limit", job_id, settings.task_soft_time_limit_s)
-        jobs.fail(r, settings, "job", job_id, "internal",
-                  f"The analysis took longer than {settings.task_soft_time_limit_s} s and was stopped.")
+        store.fail("job", job_id, "internal",
+                   f"The analysis took longer than {settings.task_soft_time_limit_s} s and was stopped.")
     except jobs.StoreUnavailable:
         log.error("job %s: the job store stayed unreachable for %.0f s; handing the job back",
                   job_id, settings.redis_retry_s)
         raise
     except Exception:
         log.exception("job %s: unexpected error", job_id)
-        jobs.fail(r, settings, "job", job_id, "internal", f"Something went wrong on our side (job {job_id}).")
+        store.fail("job", job_id, "internal", f"Something went wrong on our side (job {job_id}).")
 
 
 def clean_up(job_id: str, settings: Settings) -> None:
@@ -117,7 +117,7 @@ def sweep_stale_files(settings: Settings) -> None:
                 log.warning("could not remove stale %s: %s", path, error)
 
 
-def _analyse(r, job: dict, work: Path, settings: Settings, classifier: GenreClassifier) -> None:
+def _analyse(store: JobStore, job: dict, work: Path, settings: Settings, classifier: GenreClassifier) -> None:
     job_id, request, source = job["id"], job["request"], job["source"]
     if request.get("upload"):
         path, content_key = settings.storage_dir / Path(request["upload"]).name, request["content_key"]
@@ -125,11 +125,11 @@ def _analyse(r, job: dict, work: Path, settings: Settings, classifier: GenreClas
             log.error("job %s: upload %s missing from STORAGE_DIR %s", job_id, path.name, settings.storage_dir)
             raise AnalysisError("The uploaded file did not reach the worker; please upload it again.")
     else:
-        jobs.update(r, "job", job_id, status="running", stage="downloading")
+        store.update("job", job_id, status="running", stage="downloading")
         work.mkdir(parents=True, exist_ok=True)
 
         def stop_if_cached(info: dict) -> None:
-            cached = jobs.cached_result(r, classifier.version, content_key_of(info))
+            cached = cache.cached_result(store, classifier.version, content_keys.downloaded(info))
             if cached is not None:
                 raise _AlreadyAnalysed(cached)
 
@@ -138,7 +138,7 @@ def _analyse(r, job: dict, work: Path, settings: Settings, classifier: GenreClas
         source = {**source, "title": fetched.title, "duration_s": fetched.duration_s}
         log.info("job %s: downloaded %s (%s)", job_id, one_line(fetched.title or ""), content_key)
 
-    jobs.update(r, "job", job_id, status="running", stage="decoding", source=source)
+    store.update("job", job_id, status="running", stage="decoding", source=source)
     try:
         audio = decode(path, **settings.decode_options)
     except AnalysisError as error:
@@ -148,18 +148,17 @@ def _analyse(r, job: dict, work: Path, settings: Settings, classifier: GenreClas
         raise
     duration = round(len(audio) / SAMPLE_RATE, 3)
     source = {**source, "duration_s": duration}
-    jobs.update(r, "job", job_id, stage="analyzing", source=source)
+    store.update("job", job_id, stage="analyzing", source=source)
 
     def report(done: int, total: int) -> None:
-        jobs.update(r, "job", job_id, progress={"done": done, "total": total})
+        store.update("job", job_id, progress={"done": done, "total": total})
 
     prediction = classifier.predict(audio, progress=report)
     result = build_result(prediction, audio, classifier.info, settings.top_tags)
     total = len(result["segments"])
     # Once per analysis run to its end (a job run twice logs it twice; the store records one result).
     log.info("job %s: analysed to the end", job_id)
-    if jobs.succeed(r, settings, "job", job_id, result=result, source=source,
-                    progress={"done": total, "total": total}):
-        jobs.remember_result(r, settings, classifier.version, content_key, {"result": result, "source": source})
+    if store.succeed("job", job_id, result=result, source=source, progress={"done": total, "total": total}):
+        cache.remember_result(store, classifier.version, content_key, {"result": result, "source": source})
         log.info("job %s succeeded: %s", job_id, result["top5"][0]["genre"])
 

@@ -9,10 +9,12 @@ from celery.exceptions import TimeLimitExceeded
 from celery.utils.log import get_task_logger
 
 from shared.service import jobs
+from shared.service.jobs import JobStore
 from shared.engine.errors import AnalysisError
 from shared.service.queue import ANALYZE, SEARCH
 from worker import pipeline
-from worker.celery_app import ModelUnavailable, app, get_classifier, settings
+from worker.celery_app import app, settings
+from worker.model import ModelUnavailable, get_classifier
 from worker.search import search
 
 log = get_task_logger(__name__)
@@ -29,14 +31,14 @@ class _RecordedTask(Task):
             # job again once Redis answers (the upload is kept for it).
             log.error("%s %s: handed back, the job store is unreachable: %s", self.kind, task_id, exc)
             return
-        r = jobs.get_redis(settings)
+        store = JobStore.connect(settings.redis_url, settings.job_ttl_s)
         if isinstance(exc, TimeLimitExceeded):
             message = f"The work was stopped after {settings.task_time_limit_s} s."
         elif isinstance(exc, ModelUnavailable):
             message = f"The service cannot analyse right now ({exc}); the operator has been told."
         else:
             message = f"Something went wrong on our side ({self.kind} {task_id})."
-        jobs.fail(r, settings, self.kind, task_id, "internal", message)
+        store.fail(self.kind, task_id, "internal", message)
         if self.kind == "job":
             pipeline.clean_up(task_id, settings)
 
@@ -52,20 +54,20 @@ def analyze(self, job_id: str) -> None:
 
 @app.task(name=SEARCH, base=_SearchTask)
 def search_youtube(search_id: str) -> None:
-    r = jobs.get_redis(settings, patient=True)
-    record = jobs.get(r, "search", search_id)
-    if record is None or record["status"] in ("succeeded", "failed"):
+    store = JobStore.connect(settings.redis_url, settings.job_ttl_s, retry_s=settings.redis_retry_s)
+    record = store.get("search", search_id)
+    if record is None or jobs.is_finished(record):
         return
-    jobs.update(r, "search", search_id, status="running", stage="downloading")
+    store.update("search", search_id, status="running", stage="downloading")
     try:
         candidates = search(record["query"], record["limit"], settings, search_id)
     except AnalysisError as error:
-        jobs.fail(r, settings, "search", search_id, error.code, error.message)
+        store.fail("search", search_id, error.code, error.message)
     except jobs.StoreUnavailable:
         raise
     except Exception:
         log.exception("search %s: unexpected error", search_id)
-        jobs.fail(r, settings, "search", search_id, "internal", "The search failed on our side; try again.")
+        store.fail("search", search_id, "internal", "The search failed on our side; try again.")
     else:
-        jobs.succeed(r, settings, "search", search_id, candidates=candidates)
+        store.succeed("search", search_id, candidates=candidates)
         log.info("search %s: %d candidates", search_id, len(candidates))

@@ -13,9 +13,6 @@ from shared.service.settings import Settings
 ANALYZE = "genre.analyze"
 SEARCH = "genre.search"
 QUEUE = "genre"
-# Jobs of a vanished worker are looked for this often (kombu's default sweep is every ~100 s), so
-# they are handed out again within VISIBILITY_TIMEOUT_S + this.
-SWEEP_S = 10
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -35,7 +32,7 @@ def make_celery(settings: Settings) -> Celery:
         task_soft_time_limit=settings.task_soft_time_limit_s,
         task_time_limit=settings.task_time_limit_s,
         broker_transport_options={"visibility_timeout": settings.visibility_timeout_s,
-                                  "unacked_restore_interval": SWEEP_S, "unacked_restore_throttle": 1},
+                                  "unacked_restore_interval": settings.unacked_restore_s, "unacked_restore_throttle": 1},
         broker_connection_retry_on_startup=True,
         worker_send_task_events=False,
     )

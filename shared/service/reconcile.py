@@ -5,7 +5,7 @@ should always be somewhere: waiting in the queue, or held by a live worker (rese
 running, as its heartbeat says). One that is nowhere for longer than ``ORPHAN_GRACE_S`` was
 lost: its message went with a worker that died holding it, with a task that gave up while
 Redis was away, or with a Redis that came back from an older file. Queuing it again is safe:
-a record is finished only once (``jobs.finish``), so work that was not lost after all is still
+a record is finished only once (``JobStore.finish``), so work that was not lost after all is still
 reported once.
 
 The grace covers the moments when a task is in flight between the two places (sent but not
@@ -19,7 +19,8 @@ from typing import Callable
 
 import redis
 
-from shared.service import jobs
+from shared.service import registry
+from shared.service.jobs import JobStore
 from shared.service.queue import waiting_task_ids
 
 log = logging.getLogger(__name__)
@@ -29,18 +30,19 @@ _LOCK = "genre:reconciling"
 _LAST_TURN = "genre:reconciled-at"
 
 
-def reconcile(r: redis.Redis, grace_s: float, send: Callable[[str, str], None],
+def reconcile(store: JobStore, grace_s: float, heartbeat_s: float, send: Callable[[str, str], None],
               now: float | None = None) -> list[str]:
     """Queue again (through ``send(kind, id)``) every open record that has been nowhere for
-    ``grace_s``; the ids queued again."""
+    ``grace_s``; the ids queued again. Workers beat every ``heartbeat_s``."""
+    r = store.redis
     now = time.time() if now is None else now
     last = float(r.set(_LAST_TURN, now, get=True) or 0)
-    if now - last > 3 * jobs.HEARTBEAT_S:
+    if now - last > 3 * heartbeat_s:
         # No turn for a while (Redis away, no worker): heartbeats lapsed meanwhile, so what was
         # seen then says nothing about now. Count from this turn.
         r.delete(_SINCE)
-    held = jobs.held_by(r)
-    nowhere = {(kind, rid) for kind, rid in jobs.open_records(r) if rid not in held}
+    held = registry.held_by(r)
+    nowhere = {(kind, rid) for kind, rid in store.open_records() if rid not in held}
     if nowhere:
         waiting = waiting_task_ids(r)
         nowhere = {(kind, rid) for kind, rid in nowhere if rid not in waiting}
@@ -49,14 +51,14 @@ def reconcile(r: redis.Redis, grace_s: float, send: Callable[[str, str], None],
         r.hdel(_SINCE, ":".join(gone))
     requeued = []
     for kind, rid in sorted(nowhere):
-        record = jobs.get(r, kind, rid)
+        record = store.get(kind, rid)
         if record is None or record.get("finished_at"):
-            jobs.forget_open(r, kind, rid)  # expired, or finished as we looked
+            store.forget_open(kind, rid)  # expired, or finished as we looked
             r.hdel(_SINCE, f"{kind}:{rid}")
         elif (kind, rid) not in since:
             r.hset(_SINCE, f"{kind}:{rid}", now)
         elif now - since[(kind, rid)] >= grace_s:
-            jobs.update(r, kind, rid, status="queued", stage="queued")
+            store.update(kind, rid, status="queued", stage="queued")
             send(kind, rid)
             r.hdel(_SINCE, f"{kind}:{rid}")
             log.warning("%s %s: lost (in no queue, on no live worker for %.0f s); queued again",

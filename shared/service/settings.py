@@ -1,9 +1,17 @@
-"""One settings object, read from the environment. Every setting and its default is here."""
+"""One settings object, read from the environment once per process at its entry point (the API
+factory, the worker, each CLI) and passed down. Every setting the code uses is here, documented by
+the comment above it; ``python -m shared.service.settings`` writes those as docs/configuration.md.
+"""
 from __future__ import annotations
 
+import inspect
 import os
+import re
+import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
+
+from shared.service.content_keys import YOUTUBE_HOSTS
 
 DEFAULT_HEAD = Path(__file__).parent.parent / "engine" / "weights" / "gtzan_head.pt"
 
@@ -14,6 +22,7 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
+    # --- The engine (workers, genre-classify, genre-train) ---
     # Where models run: "auto" (CUDA when present, else CPU), "cpu", "cuda" or "cuda:N".
     device: str = "auto"
     # Arithmetic of the network's front-end: "auto" (float32 on CUDA; on CPU int8 where this CPU
@@ -25,16 +34,19 @@ class Settings:
     # 3-second segments per forward pass; 0 picks by device: 2 on CPU (small batches keep
     # the front-end's feature maps in cache, measured fastest), 64 on CUDA.
     batch_size: int = 0
-    # Longest audio accepted, in seconds; longer input fails with code "too_long".
+    # Longest audio accepted, in seconds; longer input fails with code "too_long". Only this much
+    # (plus a second) is ever decoded, so a 3-hour file costs no more than a 20-minute one.
     max_audio_seconds: float = 1200.0
     # Shortest audio accepted; shorter than one segment (but at least this) is repeated to fill it.
     min_audio_seconds: float = 1.0
-    # Genre head checkpoint; the default is the head trained on GTZAN that ships with the project.
+    # The genre model checkpoint: the head trained on GTZAN that ships with the project, or any
+    # model.pt that `genre-train fit` writes.
     model_path: Path = DEFAULT_HEAD
     # How many descriptive tags a result lists.
     top_tags: int = 10
-    # The ffmpeg program used to decode, and how long one decode may take.
+    # The ffmpeg program used to decode (ffprobe is found beside it).
     ffmpeg_bin: str = "ffmpeg"
+    # How long one run of ffmpeg or ffprobe may take, in seconds (longer: "unsupported_audio").
     decode_timeout_s: float = 120.0
 
     # --- The service (API, workers, job store) ---
@@ -42,6 +54,7 @@ class Settings:
     redis_url: str = "redis://127.0.0.1:6379/0"
     # Where the embedded default (`make up`) listens: HOST 0.0.0.0 opens it to the network.
     host: str = "127.0.0.1"
+    # The port `make up` (and the API image) serves the API and the page on.
     port: int = 8000
     # Uploads are stored here under server-made names; the API and every worker must see it.
     storage_dir: Path = Path("var/uploads")
@@ -51,19 +64,23 @@ class Settings:
     max_upload_mb: float = 50.0
     # How long job records, search results and cached results live in Redis, in seconds.
     job_ttl_s: int = 86400
-    # Comma-separated hosts a submitted URL may point at (exact names; anything else: 422).
-    allowed_url_hosts: str = "youtube.com,www.youtube.com,m.youtube.com,music.youtube.com,youtu.be"
-    # Comma-separated yt-dlp extractor names (regular expressions) workers may use for a URL.
+    # Comma-separated hosts a submitted URL may point at (exact names; anything else: 422). Add
+    # hosts with care: links to them go to yt-dlp's generic extractor (allow it in
+    # ALLOWED_EXTRACTORS), which follows redirects wherever they lead, private addresses included.
+    allowed_url_hosts: str = ",".join(YOUTUBE_HOSTS)
+    # Comma-separated yt-dlp extractor names (regular expressions) workers may use for a URL: a
+    # second fence after the host check.
     allowed_extractors: str = "youtube"
     # Largest download, in MB; yt-dlp skips bigger files and the job fails with download_failed.
     max_download_mb: float = 100.0
     # Network timeout for one download or search request, in seconds.
     download_timeout_s: float = 30.0
-    # A job past the soft limit fails cleanly; past the hard limit its process is replaced.
+    # A job running longer than this, in seconds, fails cleanly (code "internal", "took longer than ...").
     task_soft_time_limit_s: int = 240
+    # Past this hard limit a job's process is replaced, and the job is still marked failed.
     task_time_limit_s: int = 300
     # A job taken by a worker that vanished is handed to another after this many seconds.
-    # Must exceed the hard limit, or a slow job would run twice.
+    # Must exceed the hard limit, or a slow job would run twice (checked at start).
     visibility_timeout_s: int = 360
     # Job and search submissions per client address per minute (429 beyond); 0 turns it off.
     rate_limit_per_minute: int = 60
@@ -71,6 +88,14 @@ class Settings:
     proxy_hops: int = 0
     # Seconds a client is told to wait between polls (the Retry-After header).
     poll_interval_s: int = 1
+    # Seconds a 503 asks a client to wait (Retry-After) when the job store is unreachable.
+    unavailable_retry_after_s: int = 5
+    # Seconds a 503 asks a client to wait (Retry-After) when the upload folder's disk is full.
+    full_disk_retry_after_s: int = 60
+    # Most candidates one YouTube search may ask for (its "limit").
+    max_search_results: int = 10
+    # Largest JSON request body, in kB (larger: 413).
+    max_json_kb: int = 64
 
     # --- The API's web server (gunicorn, configured by api/gunicorn_conf.py) ---
     # gunicorn processes serving the API; each serves many connections at once (gevent).
@@ -78,19 +103,33 @@ class Settings:
     # Connections one process holds at once; more wait in the listen queue until one ends.
     api_worker_connections: int = 1000
     # A request's line and headers must all arrive within this many seconds of the connection
-    # opening (on a kept-alive connection, of their first byte); 408 otherwise.
+    # opening (on a kept-alive connection, of their first byte); 408 otherwise. nginx's
+    # client_header_timeout (deploy/nginx.conf) is the same.
     header_timeout_s: float = 15.0
-    # Longest pause allowed in a request's headers or body, and in a client taking its response.
+    # Longest pause allowed in a request's headers or body, and in a client taking its response
+    # (408 while an answer can still be written, and the connection closed). nginx's
+    # client_body_timeout and send_timeout are the same.
     read_timeout_s: float = 30.0
     # An upload body gets this many seconds, then must have arrived at MIN_UPLOAD_KB_S on average.
     upload_grace_s: float = 30.0
-    # Slowest average upload accepted after UPLOAD_GRACE_S, in kB/s (1000 bytes); 0 turns it off.
+    # Slowest average upload accepted after UPLOAD_GRACE_S, in kB/s (1000 bytes; 408 below it), so
+    # a 50 MB upload has at most 30 s + 6250 s; 0 turns it off.
     min_upload_kb_s: float = 8.0
     # How long an idle kept-alive connection waits for its next request, in seconds.
     keepalive_s: int = 5
     # How long a worker in the middle of a job retries the job store while Redis is away, in
     # seconds, before it hands the job back (the reconciler then queues it again).
     redis_retry_s: float = 60.0
+    # Seconds between a worker's heartbeats (liveness, held tasks, model version); a worker is
+    # taken for gone three heartbeats after its last, and the reconciler takes a turn this often.
+    heartbeat_s: float = 5.0
+    # How often a vanished worker's unacknowledged jobs are looked for, in seconds (kombu's default
+    # is about 100 s), so they are handed out again within VISIBILITY_TIMEOUT_S plus this.
+    unacked_restore_s: int = 10
+    # How often a worker removes uploads and work folders older than JOB_TTL_S (left by crashes).
+    stale_sweep_s: int = 3600
+    # How long a worker's pool process may take to start (it loads the model), in seconds.
+    model_load_timeout_s: int = 120
     # A job started this many times without ending (its worker died each time: a file that
     # crashes the decoder, memory) fails with code "internal" rather than being tried again.
     max_attempts: int = 3
@@ -143,6 +182,10 @@ class Settings:
             raise SettingsError(
                 "need 0 < TASK_SOFT_TIME_LIMIT_S < TASK_TIME_LIMIT_S < VISIBILITY_TIMEOUT_S, "
                 "so a job is never handed to a second worker while the first may still run it")
+        if self.heartbeat_s <= 0 or self.unacked_restore_s <= 0 or self.stale_sweep_s <= 0:
+            raise SettingsError("HEARTBEAT_S, UNACKED_RESTORE_S and STALE_SWEEP_S must be positive")
+        if self.max_search_results < 1 or self.max_json_kb < 1:
+            raise SettingsError("MAX_SEARCH_RESULTS and MAX_JSON_KB must be 1 or more")
         if self.max_attempts < 1:
             raise SettingsError("MAX_ATTEMPTS must be 1 or more")
         if self.redis_retry_s < 0 or self.orphan_grace_s <= 0:
@@ -177,3 +220,42 @@ class Settings:
     @property
     def extractors(self) -> list[str]:
         return [e.strip() for e in self.allowed_extractors.split(",") if e.strip()]
+
+
+_REPO = Path(__file__).resolve().parents[2]
+_FIELD = re.compile(r"\s*(\w+): [\w|\[\], ]+ = ")
+
+
+def markdown() -> str:
+    """docs/configuration.md: every setting with its variable, default and comment, by section."""
+    lines = ["# Configuration", "",
+             "Every setting, read from the environment (an unset or empty variable keeps the default).",
+             "Generated from `shared/service/settings.py` by `python -m shared.service.settings`; edit the",
+             "comments there, not this file.", ""]
+    defaults = {f.name: f.default for f in fields(Settings)}
+    comment: list[str] = []
+    for line in inspect.getsource(Settings).splitlines():
+        text = line.strip()
+        if text.startswith("# ---"):
+            lines += [f"## {text.strip('# -')}", "", "| variable | default | meaning |", "|---|---|---|"]
+        elif text.startswith("#"):
+            comment.append(text.lstrip("# "))
+        elif (match := _FIELD.match(line)) and match.group(1) in defaults:
+            name = match.group(1)
+            default = defaults[name]
+            shown = default.relative_to(_REPO) if isinstance(default, Path) and default.is_absolute() else default
+            lines.append(f"| `{name.upper()}` | `{shown}` | {' '.join(comment)} |")
+            if not comment:
+                raise ValueError(f"setting {name} has no comment above it")
+            comment = []
+        elif not text:
+            if lines[-1] != "":
+                lines.append("")
+            comment = []
+        else:
+            comment = []
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(markdown())

@@ -3,7 +3,7 @@ latency of one, with no AOF, AOF fsynced every second, and AOF fsynced on every 
 
 Each mode gets a fresh redis-server on a free port with its data in a temporary folder (on the
 same disk as the system's temporary files). A job creation is the store's real write path
-behind a 202 (``jobs.create``: a record, its expiry and its open mark in one MULTI).
+behind a 202 (``JobStore.create``: a record, its expiry and its open mark in one MULTI).
 
     .venv/bin/python tests/benchmarks/redis_fsync.py [--jobs 2000] [--clients 1,8]
 """
@@ -24,7 +24,7 @@ sys.path[:0] = [str(REPO), str(REPO / "tests" / "support")]
 
 from stack import free_port, stop, wait_for  # noqa: E402
 
-from shared.service import jobs  # noqa: E402
+from shared.service.jobs import JobStore  # noqa: E402
 from shared.service.settings import Settings  # noqa: E402
 
 MODES = {"no AOF": ["--appendonly", "no"],
@@ -40,14 +40,14 @@ def measure(mode: list[str], total: int, clients: int) -> tuple[float, float, fl
                              "--dir", str(folder), *mode], stdout=subprocess.DEVNULL)
     try:
         settings = Settings(redis_url=f"redis://127.0.0.1:{port}/0")
-        r = jobs.get_redis(settings)
+        r = JobStore.connect(settings.redis_url, settings.job_ttl_s)
         wait_for(lambda: _pings(r), 10, "redis-server")
         latencies: list[float] = []
 
         def client(n: int) -> None:
             for _ in range(n):
                 start = time.perf_counter()
-                jobs.create(r, settings, "job", source={"kind": "upload"}, request={"upload": "x.mp3"})
+                r.create("job", source={"kind": "upload"}, request={"upload": "x.mp3"})
                 latencies.append(time.perf_counter() - start)
 
         threads = [threading.Thread(target=client, args=(total // clients,)) for _ in range(clients)]

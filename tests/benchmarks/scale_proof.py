@@ -40,12 +40,12 @@ from stack import free_port, start_api, start_redis, stop, upload, wait_for  # n
 from workers import (all_finished, kill_group, leftover_files, queue_state, start_workers,  # noqa: E402
                      stop_group, successes)
 
-from shared.service import jobs  # noqa: E402
-from shared.service.queue import SWEEP_S  # noqa: E402
+from shared.service.jobs import JobStore  # noqa: E402
 from shared.service.settings import Settings  # noqa: E402
 
 GTZAN = REPO.parent / "shared" / "data" / "gtzan"
-LIMITS = {"TASK_SOFT_TIME_LIMIT_S": "20", "TASK_TIME_LIMIT_S": "25", "VISIBILITY_TIMEOUT_S": "30"}
+LIMITS = {"TASK_SOFT_TIME_LIMIT_S": "20", "TASK_TIME_LIMIT_S": "25", "VISIBILITY_TIMEOUT_S": "30",
+          "UNACKED_RESTORE_S": "10"}
 
 
 def gtzan_songs(count: int) -> list[Path]:
@@ -58,8 +58,8 @@ def gtzan_songs(count: int) -> list[Path]:
 
 def forget_cached_results(store) -> None:
     """So that every round analyses every song afresh."""
-    for key in store.scan_iter("genre:cache:*"):
-        store.delete(key)
+    for key in store.redis.scan_iter("genre:cache:*"):
+        store.redis.delete(key)
 
 
 def throughput_round(base: str, store, songs: list[Path], workers: int) -> tuple[list[str], dict]:
@@ -111,21 +111,21 @@ def kill_round(base: str, store, procs: dict, logs: list[Path], long_song: Path,
     long_id = upload(base, long_song)["id"]
 
     def analysing():
-        job = jobs.get(store, "job", long_id)
+        job = store.get("job", long_id)
         return job if job["stage"] == "analyzing" and job["progress"]["done"] > 0 else None
     first = wait_for(analysing, 120, "the long job to be analysed", interval=0.01)
     other_ids = [upload(base, song)["id"] for song in others]
     victim = first["worker"]
-    progress = jobs.get(store, "job", long_id)["progress"]
+    progress = store.get("job", long_id)["progress"]
     kill_group(procs.pop(victim))
     killed = time.time()
-    assert jobs.get(store, "job", long_id)["status"] == "running", "the job ended before the kill"
+    assert store.get("job", long_id)["status"] == "running", "the job ended before the kill"
     print(f"SIGKILL to {victim}'s process group at segment {progress['done']}/{progress['total']} "
           f"of a {long_song.stat().st_size // 1000} kB, 300-s upload; {len(others)} more jobs submitted", flush=True)
     (survivor,) = procs
 
     def taken_again():
-        job = jobs.get(store, "job", long_id)
+        job = store.get("job", long_id)
         return job if job.get("worker") == survivor else None
     again = wait_for(taken_again, 120, "the job to come back", interval=0.1)
     back_after = time.time() - killed
@@ -140,7 +140,7 @@ def kill_round(base: str, store, procs: dict, logs: list[Path], long_song: Path,
                "taken_again_stage": again["stage"]}
     print(f"the job was taken again by {survivor} {back_after:.1f} s after the kill and finished "
           f"{figures['finished_after_kill_s']:.1f} s after it (bound: VISIBILITY_TIMEOUT_S "
-          f"{LIMITS['VISIBILITY_TIMEOUT_S']} s after delivery + the {SWEEP_S}-s sweep; it was submitted "
+          f"{LIMITS['VISIBILITY_TIMEOUT_S']} s after delivery + the {LIMITS['UNACKED_RESTORE_S']}-s sweep; it was submitted "
           f"{submitted_ago:.1f} s before the kill)", flush=True)
     print(f"{figures['succeeded']}/{len(records)} jobs succeeded; recorded as succeeded exactly once: "
           f"{figures['recorded_once']}/{len(records)}; queue empty: waiting 0, unacknowledged 0", flush=True)
@@ -166,7 +166,7 @@ def main() -> int:
     env = {"REDIS_URL": redis_url, "STORAGE_DIR": str(tmp / "uploads"), "WORK_DIR": str(tmp / "work"),
            "RATE_LIMIT_PER_MINUTE": "0", "TORCH_THREADS": "1", **LIMITS}
     settings = Settings.from_env(env)
-    store = jobs.get_redis(settings)
+    store = JobStore.connect(settings.redis_url, settings.job_ttl_s)
     long_song = tmp / "long.mp3"  # ten excerpts joined: 300 s, 100 segments
     subprocess.run(["ffmpeg", "-v", "error", "-i", "concat:" + "|".join(map(str, long_parts)), "-c", "copy",
                     str(long_song)], check=True)

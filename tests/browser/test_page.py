@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 from stack import ARTIFACTS, free_port, start_api, stop, upload, wait_for
 
 from conftest import REPO, make_audio
-from shared.service import jobs
+from shared.service import cache
 
 # Records every state the job view passes through, so a test can tell that progress was shown on the way
 # and not only at the end.
@@ -267,8 +267,8 @@ def test_search_lists_candidates_and_picking_one_opens_its_analysis(page, site, 
     # Only YouTube's network is replaced (the worker's search is a recorded answer), and the video itself
     # cannot be downloaded here, so its analysis is put in the result cache as a finished job would.
     done = finished_job(site, upload(site, make_audio(tmp_path / "stand-in.mp3", 15.0, pitch=1.37))["id"])
-    jobs.remember_result(store, settings, done["result"]["model"]["version"], "youtube:dQw4w9WgXcQ",
-                         {"result": done["result"], "source": {"title": None, "duration_s": 15.0}})
+    cache.remember_result(store, done["result"]["model"]["version"], "youtube:dQw4w9WgXcQ",
+                          {"result": done["result"], "source": {"title": None, "duration_s": 15.0}})
     page.goto(site)
     page.get_by_label("Search YouTube").fill("rick astley")
     page.get_by_role("button", name="Search").click()

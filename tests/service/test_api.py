@@ -14,7 +14,8 @@ from workers import successes
 from api import create_app
 from api.openapi import document
 from conftest import make_audio
-from shared.service import jobs
+from shared.service import registry
+from shared.service.connection import connect
 from shared.service.settings import Settings
 
 # Passes the upload sniffer as MP3 (two MPEG frames back to back); the silence they hold is too short to analyse.
@@ -37,7 +38,7 @@ def test_readyz_reports_redis_and_live_workers(client):
 def test_readyz_says_how_many_workers_are_live_not_who_they_are(client, store):
     response = client.get("/readyz")
     assert set(response.get_json()) == {"status", "redis", "workers"}
-    for worker in jobs.live_workers(store):
+    for worker in registry.live_workers(store.redis):
         assert worker["name"] not in response.get_data(as_text=True)  # e.g. test-1@<host name>
 
 
@@ -132,11 +133,11 @@ def test_answers_tell_browsers_not_to_sniff_their_type(client):
 def test_two_worker_processes_take_jobs_from_one_queue(client, service_env, store, tmp_path):
     second = start_worker(service_env, "test-2@%h", ARTIFACTS / "worker-2.log")
     try:
-        wait_for(lambda: len(jobs.live_workers(store)) >= 2, 60, "a second live worker")
+        wait_for(lambda: len(registry.live_workers(store.redis)) >= 2, 60, "a second live worker")
         locations = [client.post("/api/v1/jobs", data={"file": (open(make_audio(tmp_path / f"s{i}.mp3", 30.0 + i), "rb"), "s.mp3")},
                                  content_type="multipart/form-data").headers["Location"] for i in range(6)]
         ids = [finished(client, location)["id"] for location in locations]
-        workers = {jobs.get(store, "job", job_id)["worker"] for job_id in ids}
+        workers = {store.get("job", job_id)["worker"] for job_id in ids}
         assert {name.split("@")[0] for name in workers} == {"test-1", "test-2"}
     finally:
         stop(second)
@@ -170,7 +171,7 @@ def test_job_over_the_soft_time_limit_fails_cleanly_and_leaves_nothing(service_e
     settings = Settings.from_env(env)
     slow = start_worker(env, "slow@%h", ARTIFACTS / "worker-slow.log")
     try:
-        wait_for(lambda: jobs.live_workers(jobs.get_redis(settings)), 60, "the slow worker")
+        wait_for(lambda: registry.live_workers(connect(settings.redis_url)), 60, "the slow worker")
         own = create_app(settings).test_client()
         path = make_audio(tmp_path / "long.mp3", 1000.0)
         with open(path, "rb") as f:

@@ -12,7 +12,8 @@ from stack import ARTIFACTS, finished, start_redis, start_worker, stop, wait_for
 from workers import leftover_files, live_names, stop_group
 
 from conftest import make_audio
-from shared.service import jobs
+from shared.service import registry
+from shared.service.jobs import JobStore
 from shared.service.queue import ANALYZE, QUEUE, make_celery
 from shared.service.reconcile import reconcile
 from shared.service.settings import Settings
@@ -31,76 +32,77 @@ def own_redis(tmp_path_factory):
 @pytest.fixture
 def bare_store(own_redis):
     settings = Settings(redis_url=own_redis)
-    r = jobs.get_redis(settings)
-    yield settings, r
-    r.flushdb()
+    store = JobStore.connect(settings.redis_url, settings.job_ttl_s)
+    yield settings, store
+    store.redis.flushdb()
 
 
 GRACE_S = 10
+HEARTBEAT_S = 5
 
 
-def turns(r, *times: float) -> list[tuple[str, str]]:
+def turns(store, *times: float) -> list[tuple[str, str]]:
     """Runs the reconciler at each of ``times``; what it queued again, as (kind, id)."""
     sent = []
     for now in times:
-        reconcile(r, GRACE_S, lambda kind, rid: sent.append((kind, rid)), now=now)
+        reconcile(store, GRACE_S, HEARTBEAT_S, lambda kind, rid: sent.append((kind, rid)), now=now)
     return sent
 
 
 def test_a_job_in_no_queue_and_on_no_worker_is_queued_again_after_the_grace(bare_store):
-    settings, r = bare_store
-    record = jobs.create(r, settings, "job")
-    assert turns(r, 1000, 1005, 1010) == [("job", record["id"])]
+    settings, store = bare_store
+    record = store.create("job")
+    assert turns(store, 1000, 1005, 1010) == [("job", record["id"])]
 
 
 def test_a_lost_job_is_not_queued_again_before_the_grace_has_passed(bare_store):
-    settings, r = bare_store
-    jobs.create(r, settings, "job")
-    assert turns(r, 1000, 1005, 1009) == []
+    settings, store = bare_store
+    store.create("job")
+    assert turns(store, 1000, 1005, 1009) == []
 
 
 def test_a_job_waiting_in_the_queue_is_left_alone(bare_store):
-    settings, r = bare_store
-    record = jobs.create(r, settings, "job")
-    r.lpush(QUEUE, json.dumps({"headers": {"id": record["id"]}, "body": ""}))
-    assert turns(r, 1000, 1005, 1010, 1015) == []
+    settings, store = bare_store
+    record = store.create("job")
+    store.redis.lpush(QUEUE, json.dumps({"headers": {"id": record["id"]}, "body": ""}))
+    assert turns(store, 1000, 1005, 1010, 1015) == []
 
 
 def test_a_job_held_by_a_live_worker_is_left_alone(bare_store):
-    settings, r = bare_store
-    record = jobs.create(r, settings, "job")
-    jobs.beat(r, "w1@host", {"name": "w1@host", "held": [record["id"]]})
-    assert turns(r, 1000, 1005, 1010, 1015) == []
+    settings, store = bare_store
+    record = store.create("job")
+    registry.beat(store.redis, "w1@host", {"name": "w1@host", "held": [record["id"]]}, 5)
+    assert turns(store, 1000, 1005, 1010, 1015) == []
 
 
 def test_a_finished_job_leaves_the_open_set(bare_store):
-    settings, r = bare_store
-    record = jobs.create(r, settings, "job")
-    jobs.succeed(r, settings, "job", record["id"], result={})
-    assert jobs.open_records(r) == []
+    settings, store = bare_store
+    record = store.create("job")
+    store.succeed("job", record["id"], result={})
+    assert store.open_records() == []
 
 
 def test_an_expired_record_leaves_the_open_set_without_being_queued(bare_store):
-    settings, r = bare_store
-    record = jobs.create(r, settings, "job")
-    r.delete(f"genre:job:{record['id']}")
-    assert (turns(r, 1000), jobs.open_records(r)) == ([], [])
+    settings, store = bare_store
+    record = store.create("job")
+    store.redis.delete(f"genre:job:{record['id']}")
+    assert (turns(store, 1000), store.open_records()) == ([], [])
 
 
 def test_what_was_seen_before_a_long_pause_in_turns_does_not_count(bare_store):
     # Between the turns Redis was away, or no worker ran: heartbeats lapsed, so a job's holder
     # may not have said so again yet.
-    settings, r = bare_store
-    jobs.create(r, settings, "job")
-    assert turns(r, 1000, 1100) == []
+    settings, store = bare_store
+    store.create("job")
+    assert turns(store, 1000, 1100) == []
 
 
 def test_a_job_queued_again_says_it_is_queued(bare_store):
-    settings, r = bare_store
-    record = jobs.create(r, settings, "job")
-    jobs.update(r, "job", record["id"], status="running", stage="analyzing")
-    turns(r, 1000, 1005, 1010)
-    assert jobs.get(r, "job", record["id"])["status"] == "queued"
+    settings, store = bare_store
+    record = store.create("job")
+    store.update("job", record["id"], status="running", stage="analyzing")
+    turns(store, 1000, 1005, 1010)
+    assert store.get("job", record["id"])["status"] == "queued"
 
 
 # --- Fault drills: a durable Redis that is killed and started again, real workers.
@@ -117,7 +119,7 @@ class Drill:
         self.env = {"REDIS_URL": url, "STORAGE_DIR": str(tmp_path / "uploads"), "WORK_DIR": str(tmp_path / "work"),
                     "RATE_LIMIT_PER_MINUTE": "0", "TORCH_THREADS": "1", **env}
         self.settings = Settings.from_env(self.env)
-        self.store = jobs.get_redis(self.settings)
+        self.store = JobStore.connect(self.settings.redis_url, self.settings.job_ttl_s)
         self.log = ARTIFACTS / f"drill-{tmp_path.name}.log"
         self.worker = start_worker(self.env, f"drill-{tmp_path.name}@%h", self.log, youtube_replay=False,
                                    own_session=True)
@@ -136,7 +138,7 @@ class Drill:
     def long_job_under_analysis(self, folder) -> str:
         """The id of a four-minute song's job, once a worker is analysing it."""
         job_id = self.upload(make_audio(folder / "long.mp3", 240.0))
-        wait_for(lambda: (jobs.get(self.store, "job", job_id) or {}).get("stage") == "analyzing", 60, "the analysis")
+        wait_for(lambda: (self.store.get("job", job_id) or {}).get("stage") == "analyzing", 60, "the analysis")
         return job_id
 
     def wait_until_handed_back(self) -> None:
@@ -238,12 +240,12 @@ def test_a_request_while_redis_hangs_is_answered_503_rather_than_left_waiting(tm
 
 
 def test_a_job_started_more_times_than_allowed_fails_instead_of_running_again(client, store, settings, tmp_path):
-    record = jobs.create(store, settings, "job", source={"kind": "upload", "title": "crasher"},
+    record = store.create("job", source={"kind": "upload", "title": "crasher"},
                          request={"upload": "x.mp3", "content_key": None}, progress={"done": 0, "total": 0})
     upload = settings.storage_dir / f"{record['id']}.mp3"
     upload.parent.mkdir(parents=True, exist_ok=True)
     make_audio(upload, 3.0)
-    jobs.update(store, "job", record["id"], attempt=settings.max_attempts)  # its worker died each time
+    store.update("job", record["id"], attempt=settings.max_attempts)  # its worker died each time
     make_celery(settings).send_task(ANALYZE, args=[record["id"]], task_id=record["id"])
     job = finished(client, f"/api/v1/jobs/{record['id']}", timeout=60)
     assert (job["status"], job["error"]["code"], upload.exists()) == ("failed", "internal", False)

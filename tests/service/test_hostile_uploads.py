@@ -234,7 +234,7 @@ def queue_stored(store, settings, celery, content: bytes) -> str:
     """Store ``content`` and queue its job as the API would had its sniffer let it through."""
     job_id = jobs.new_id()
     (settings.storage_dir / f"{job_id}.mp3").write_bytes(content)
-    jobs.create(store, settings, "job", job_id, source={"kind": "upload", "title": "stored", "duration_s": None},
+    store.create("job", job_id, source={"kind": "upload", "title": "stored", "duration_s": None},
                 cached=False, progress={"done": 0, "total": 0},
                 request={"upload": f"{job_id}.mp3", "content_key": f"sha256:{hashlib.sha256(content).hexdigest()}",
                          "model_version": model_version(settings.model_path)})

@@ -1,17 +1,20 @@
 """Jobs through the real stack: API → Redis → Celery worker (real ffmpeg, real model) → API."""
 from __future__ import annotations
 
+import hashlib
 import io
 import subprocess
 import time
+from dataclasses import replace
 
 import pytest
-from stack import assert_conforms, finished, wait_for
+from stack import assert_conforms, finished, start_redis, stop, wait_for
 
 from api import create_app
 from conftest import make_audio
 from shared.engine.audio import decode
-from shared.service import jobs
+from shared.service import cache, content_keys, registry
+from shared.service.jobs import JobStore
 from shared.service.settings import Settings
 
 SEGMENT_KEYS = {"start", "end", "top5"}
@@ -151,18 +154,39 @@ def test_second_upload_of_the_same_content_is_answered_from_the_cache(client, au
     assert response.status_code == 202 and second["status"] == "succeeded" and second["cached"] is True
     assert second["result"] == first["result"] and first["cached"] is False
     assert second["source"]["title"] == "again"
-    assert "request" not in jobs.get(store, "job", second["id"])
+    assert "request" not in store.get("job", second["id"])
+
+
+def test_the_live_worker_publishes_the_version_of_the_model_that_analysed(client, audio_file, store):
+    job = finished(client, submit_file(client, audio_file(4.0)).headers["Location"])
+    assert registry.model_version(store.redis) == job["result"]["model"]["version"]
+
+
+def test_without_a_live_worker_the_cache_is_not_consulted(audio_file, settings, tmp_path):
+    # A Redis of its own with a cached result and no heartbeat: the API cannot know the model
+    # version, so the job waits for a worker rather than take a result from some other model.
+    proc, url = start_redis(tmp_path)
+    try:
+        own = replace(settings, redis_url=url, storage_dir=tmp_path / "uploads")
+        path = audio_file(5.0)
+        key = content_keys.upload(hashlib.sha256(path.read_bytes()).hexdigest())
+        cache.remember_result(JobStore.connect(url, own.job_ttl_s), "v-any", key,
+                              {"result": {"segments": []}, "source": {}})
+        body = submit_file(create_app(own).test_client(), path).get_json()
+    finally:
+        stop(proc)
+    assert (body["status"], body["cached"]) == ("queued", False)
 
 
 def test_job_record_is_stored_with_the_ttl(client, audio_file, store, settings):
     job_id = submit_file(client, audio_file(3.0)).get_json()["id"]
-    assert 0 < store.ttl(f"genre:job:{job_id}") <= settings.job_ttl_s
+    assert 0 < store.redis.ttl(f"genre:job:{job_id}") <= settings.job_ttl_s
     finished(client, f"/api/v1/jobs/{job_id}")
 
 
 def test_an_expired_job_is_404(redis_url):
     settings = Settings(redis_url=redis_url, job_ttl_s=1)
-    record = jobs.create(jobs.get_redis(settings), settings, "job", source={"kind": "upload"})
+    record = JobStore.connect(settings.redis_url, settings.job_ttl_s).create("job", source={"kind": "upload"})
     client = create_app(settings).test_client()
     assert client.get(f"/api/v1/jobs/{record['id']}").status_code == 200
     time.sleep(1.5)

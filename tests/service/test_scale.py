@@ -14,13 +14,13 @@ from workers import all_finished, kill_group, leftover_files, queue_state, start
 
 from api import create_app
 from conftest import make_audio
-from shared.service import jobs
-from shared.service.queue import SWEEP_S
+from shared.service.jobs import JobStore
 from shared.service.settings import Settings
 
 # A job of a vanished worker comes back after VISIBILITY_TIMEOUT_S, found by the other worker's
-# sweep of unacknowledged jobs, which runs every SWEEP_S.
-LIMITS = {"TASK_SOFT_TIME_LIMIT_S": "12", "TASK_TIME_LIMIT_S": "15", "VISIBILITY_TIMEOUT_S": "18"}
+# sweep of unacknowledged jobs, which runs every UNACKED_RESTORE_S.
+LIMITS = {"TASK_SOFT_TIME_LIMIT_S": "12", "TASK_TIME_LIMIT_S": "15", "VISIBILITY_TIMEOUT_S": "18",
+          "UNACKED_RESTORE_S": "10"}
 NAMES = ("scale-a@test", "scale-b@test")
 
 
@@ -31,7 +31,7 @@ def scale(tmp_path_factory):
     env = {"REDIS_URL": redis_url, "STORAGE_DIR": str(base / "uploads"), "WORK_DIR": str(base / "work"),
            "RATE_LIMIT_PER_MINUTE": "0", "TORCH_THREADS": "1", **LIMITS}
     settings = Settings.from_env(env)
-    store = jobs.get_redis(settings)
+    store = JobStore.connect(settings.redis_url, settings.job_ttl_s)
     logs = {name: ARTIFACTS / f"{name.split('@')[0]}.log" for name in NAMES}
     procs = {}
     try:
@@ -52,7 +52,7 @@ def submit(client, path) -> str:
 
 
 def record(scale, job_id: str) -> dict:
-    return jobs.get(scale["store"], "job", job_id)
+    return scale["store"].get("job", job_id)
 
 
 def test_two_workers_share_a_batch_and_each_job_succeeds_once(scale, tmp_path):
@@ -81,7 +81,7 @@ def test_a_job_of_a_killed_worker_is_finished_once_by_the_other(scale, tmp_path)
     survivor = next(name for name in NAMES if name != victim)
     assert record(scale, job_id)["status"] == "running", "the job ended before its worker was killed"
 
-    bound = int(LIMITS["VISIBILITY_TIMEOUT_S"]) + SWEEP_S + int(LIMITS["TASK_TIME_LIMIT_S"])
+    bound = int(LIMITS["VISIBILITY_TIMEOUT_S"]) + int(LIMITS["UNACKED_RESTORE_S"]) + int(LIMITS["TASK_TIME_LIMIT_S"])
     (job,) = all_finished(scale["store"], [job_id], bound + 5)
     waited = time.monotonic() - killed_at
     assert job["status"] == "succeeded" and job["worker"] == survivor

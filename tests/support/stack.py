@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from shared.service import jobs
+from shared.service import registry
+from shared.service.jobs import JobStore
 from shared.service.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -173,13 +174,13 @@ def settings(service_env) -> Settings:
 
 @pytest.fixture(scope="session")
 def store(settings):
-    return jobs.get_redis(settings)
+    return JobStore.connect(settings.redis_url, settings.job_ttl_s)
 
 
 @pytest.fixture(scope="session")
 def worker(service_env, store):
     proc = start_worker(service_env, "test-1@%h", ARTIFACTS / "worker-1.log")
-    wait_for(lambda: proc.poll() is not None or jobs.live_workers(store), 60, "the worker's heartbeat")
+    wait_for(lambda: proc.poll() is not None or registry.live_workers(store.redis), 60, "the worker's heartbeat")
     assert proc.poll() is None, f"the worker exited; see {ARTIFACTS / 'worker-1.log'}"
     yield proc
     stop(proc)

@@ -11,14 +11,14 @@ import signal
 import subprocess
 from pathlib import Path
 
-import redis
 from stack import start_worker, wait_for
 
-from shared.service import jobs
+from shared.service import registry
+from shared.service.jobs import JobStore
 from shared.service.queue import QUEUE
 
 
-def start_workers(env: dict, names: list[str], logs: Path, store: redis.Redis) -> dict[str, subprocess.Popen]:
+def start_workers(env: dict, names: list[str], logs: Path, store: JobStore) -> dict[str, subprocess.Popen]:
     """Workers named ``names`` (logs in ``logs``), run as the worker image runs them, once each has sent its
     heartbeat."""
     procs = {name: start_worker(env, name, logs / f"{name.split('@')[0]}.log", youtube_replay=False,
@@ -50,14 +50,14 @@ def stop_group(proc: subprocess.Popen, timeout: float = 30) -> None:
         kill_group(proc)
 
 
-def live_names(store: redis.Redis) -> set[str]:
-    return {w["name"] for w in jobs.live_workers(store)}
+def live_names(store: JobStore) -> set[str]:
+    return {w["name"] for w in registry.live_workers(store.redis)}
 
 
-def all_finished(store: redis.Redis, ids: list[str], timeout: float) -> list[dict]:
+def all_finished(store: JobStore, ids: list[str], timeout: float) -> list[dict]:
     """The job records, once every one has succeeded or failed."""
     def done():
-        records = [jobs.get(store, "job", i) for i in ids]
+        records = [store.get("job", i) for i in ids]
         return records if all(r["status"] in ("succeeded", "failed") for r in records) else None
     return wait_for(done, timeout, f"{len(ids)} jobs", interval=0.1)
 
@@ -75,9 +75,9 @@ def successes(logs: list[Path], job_id: str, timeout: float = 30) -> int:
     return sum(text.count(f"job {job_id} succeeded") for text in ended)
 
 
-def queue_state(store: redis.Redis) -> tuple[int, int]:
+def queue_state(store: JobStore) -> tuple[int, int]:
     """(messages waiting in the queue, messages taken by a worker and not yet acknowledged)."""
-    return store.llen(QUEUE), store.hlen("unacked")
+    return store.redis.llen(QUEUE), store.redis.hlen("unacked")
 
 
 def leftover_files(*folders: Path) -> list[Path]:

@@ -1,0 +1,83 @@
+"""The layout's import rules, read from the source: the engine (shared/engine) never reaches Redis,
+Celery or Flask; the service plumbing (shared/service) and the API never reach torch. Imports inside
+functions count: a lazy import is still an import."""
+from __future__ import annotations
+
+import ast
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SERVICE_LIBRARIES = {"redis", "celery", "kombu", "flask", "werkzeug", "gunicorn"}
+
+
+def _module_file(name: str) -> Path | None:
+    base = REPO.joinpath(*name.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imported_names(path: Path) -> set[str]:
+    """Every module ``path`` imports, as dotted names (``from a import b`` gives a and, where b is a
+    module of ours, a.b)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names
+                         if _module_file(f"{node.module}.{alias.name}"))
+    return names
+
+
+@cache
+def reaches(module: str) -> frozenset[str]:
+    """The top-level names of every library ``module`` imports, directly or through our modules."""
+    seen, libraries, todo = set(), set(), [module]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        parts = name.split(".")
+        # Importing a.b.c runs a/__init__.py and a/b/__init__.py first.
+        todo.extend(".".join(parts[:i]) for i in range(1, len(parts)) if _module_file(".".join(parts[:i])))
+        path = _module_file(name)
+        if path is None:
+            libraries.add(parts[0])
+            continue
+        todo.extend(_imported_names(path))
+    return frozenset(libraries)
+
+
+def _modules(folder: str) -> list[str]:
+    return sorted(".".join(p.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+                  for p in (REPO / folder).rglob("*.py"))
+
+
+def test_the_rule_reader_sees_torch_behind_the_classifier():
+    assert "torch" in reaches("shared.engine.inference")
+
+
+def test_the_rule_reader_sees_redis_behind_the_job_store():
+    assert "redis" in reaches("shared.service.jobs")
+
+
+@pytest.mark.parametrize("module", _modules("shared/engine"))
+def test_no_engine_module_reaches_redis_celery_or_flask(module):
+    assert not reaches(module) & SERVICE_LIBRARIES
+
+
+@pytest.mark.parametrize("module", _modules("shared/service"))
+def test_no_service_module_reaches_torch(module):
+    assert "torch" not in reaches(module)
+
+
+@pytest.mark.parametrize("module", _modules("api"))
+def test_no_api_module_reaches_torch(module):
+    assert "torch" not in reaches(module)

@@ -1,0 +1,76 @@
+"""The worker's heartbeat thread: it says the worker is alive, which tasks it holds and which
+model version it runs (shared/service/registry.py), takes the reconciler's turn when it is this
+worker's (shared/service/reconcile.py), and now and then removes files crashes left behind."""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+from celery import signals
+
+from shared.service import registry
+from shared.service.connection import connect
+from shared.service.jobs import JobStore
+from shared.service.queue import ANALYZE, SEARCH
+from shared.service.reconcile import reconcile, take_turn
+from worker import model
+from worker.celery_app import app, settings
+
+log = logging.getLogger(__name__)
+
+_stop = threading.Event()
+_last_held: list[str] = []
+
+
+def _held() -> list[str]:
+    """Ids of the tasks this worker has taken: reserved, or running in a pool process."""
+    global _last_held
+    from celery.worker import state
+
+    for _ in range(5):
+        try:  # the consumer thread may change the sets while we read them
+            _last_held = sorted({req.id for req in [*state.reserved_requests, *state.active_requests]})
+            break
+        except RuntimeError:
+            continue
+    return _last_held
+
+
+def _requeue(kind: str, record_id: str) -> None:
+    app.send_task(ANALYZE if kind == "job" else SEARCH, args=[record_id], task_id=record_id)
+
+
+def _beat_until_stopped(name: str) -> None:
+    from worker.pipeline import sweep_stale_files
+
+    store = JobStore.connect(settings.redis_url, settings.job_ttl_s)
+    info = {"pid": os.getpid(), "device": settings.device, "precision": settings.precision,
+            "model_version": model.version}
+    beats_per_sweep = max(1, round(settings.stale_sweep_s / settings.heartbeat_s))
+    beat = 0
+    while not _stop.is_set():
+        try:
+            registry.beat(store.redis, name, {**info, "held": _held()}, settings.heartbeat_s)
+            if take_turn(store.redis, name, settings.heartbeat_s):
+                reconcile(store, settings.orphan_grace_s, settings.heartbeat_s, _requeue)
+        except Exception as error:  # Redis away: keep trying, /readyz will say so meanwhile
+            log.warning("heartbeat or reconciler failed: %s", error)
+        if beat % beats_per_sweep == 0:
+            sweep_stale_files(settings)
+        beat += 1
+        _stop.wait(settings.heartbeat_s)
+
+
+@signals.worker_ready.connect
+def _start(sender=None, **_) -> None:
+    threading.Thread(target=_beat_until_stopped, args=(sender.hostname,), daemon=True, name="heartbeat").start()
+
+
+@signals.worker_shutdown.connect
+def _stop_beating(sender=None, **_) -> None:
+    _stop.set()
+    try:
+        registry.forget(connect(settings.redis_url), getattr(sender, "hostname", ""))
+    except Exception:
+        pass
