@@ -81,3 +81,28 @@ def test_no_service_module_reaches_torch(module):
 @pytest.mark.parametrize("module", _modules("api"))
 def test_no_api_module_reaches_torch(module):
     assert "torch" not in reaches(module)
+
+
+# Each process reads the environment once, where it starts, and passes the values down.
+ENTRY_POINTS = {
+    "api/__init__.py",  # create_app, the API factory
+    "api/gunicorn_conf.py",  # the API's gunicorn master
+    "api/gunicorn_worker.py",  # each API worker process, as it starts
+    "worker/celery_app.py",  # the Celery worker
+    "shared/engine/cli.py",  # genre-classify
+    "training/cli.py",  # genre-train
+    "training/evaluate_gtzan.py",  # its own command
+    "deploy/run_local.py",  # make up
+}
+
+
+def test_only_entry_points_read_the_settings_from_the_environment():
+    readers = {str(p.relative_to(REPO)) for folder in ("api", "worker", "shared", "training", "deploy")
+               for p in (REPO / folder).rglob("*.py") if "Settings.from_env(" in p.read_text()}
+    assert readers <= ENTRY_POINTS
+
+
+def test_no_library_code_falls_back_to_default_settings():
+    callers = {str(p.relative_to(REPO)) for folder in ("api", "worker", "shared", "training")
+               for p in (REPO / folder).rglob("*.py") if "Settings()" in p.read_text()}
+    assert callers == set()
