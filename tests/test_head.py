@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from shared.engine.head import GenreHead, load_head, save_head
+from shared.engine.genre_model import MODEL_FORMAT, load_model, save_model
+from shared.engine.head import GenreHead
 from shared.engine.labels import GENRES
 from shared.service.settings import DEFAULT_HEAD
 from training.train_head import FOLDS, cross_validate, fit, segment_folds, track_scores
@@ -49,29 +50,34 @@ def test_checkpoint_round_trip_keeps_predictions(tmp_path):
     tags, y, _ = synthetic_tags(tracks_per_genre=2)
     head = fit(tags, y, list(GENRES), penalty=1e-2)
     path = tmp_path / "head.pt"
-    save_head(head, path, backbone="MSD_musicnn", metadata={"note": "test"})
-    loaded, record = load_head(path)
+    save_model(head, path, kind="head", arch={"n_inputs": 50}, backbone="MSD_musicnn", metadata={"note": "test"})
+    loaded, record = load_model(path)
     x = torch.from_numpy(tags)
     torch.testing.assert_close(loaded(x), head(x))
     assert record["backbone"] == "MSD_musicnn" and record["labels"] == list(GENRES)
+    assert record["metadata"] == {"note": "test"} and isinstance(loaded, GenreHead)
+    assert record["kind"] == "head" and not record["multi_label"] and record["temperature"] == 1.0
     assert len(record["version"]) == 12
 
 
 def test_a_file_that_is_not_a_head_is_refused(tmp_path):
     path = tmp_path / "other.pt"
     torch.save({"weights": torch.zeros(3)}, path)
-    with pytest.raises(ValueError, match="not a genre head"):
-        load_head(path)
+    with pytest.raises(ValueError, match="not a genre model checkpoint"):
+        load_model(path)
 
 
 def test_missing_head_names_the_setting(tmp_path):
     with pytest.raises(FileNotFoundError, match="MODEL_PATH"):
-        load_head(tmp_path / "absent.pt")
+        load_model(tmp_path / "absent.pt")
 
 
 def test_shipped_head_is_trained_and_documents_its_recipe():
-    head, record = load_head(DEFAULT_HEAD)
+    head, record = load_model(DEFAULT_HEAD)
     assert record["labels"] == list(GENRES) and record["backbone"] == "MSD_musicnn"
+    # Saved in the one checkpoint format: a single-label head on the 50 tags, served as trained.
+    assert record["format"] == MODEL_FORMAT and record["kind"] == "head" and record["arch"] == {"n_inputs": 50}
+    assert not record["multi_label"] and record["temperature"] == 1.0
     assert record["metadata"]["train_tracks"] > 400
     assert record["metadata"]["cv"]["top1"] > 0.8
     # A trained head is far from its initialisation: its weights carry real structure.

@@ -11,13 +11,14 @@ import pytest
 import torch
 
 from shared.engine.genre_model import FRONTEND, load_model
-from shared.engine.head import load_head
 from shared.engine.inference import GenreClassifier
 from shared.engine.labels import MSD_TAGS
 from shared.service.settings import DEFAULT_HEAD, Settings
 from training.cli import main as genre_train
 
 CLASSIFY = Path(sys.executable).with_name("genre-classify")
+# The shipped head as first saved, in the "genre-head/1" format, byte for byte.
+LEGACY_HEAD = Path(__file__).parent / "fixtures" / "legacy_gtzan_head.pt"
 # Small and fast; a head needs a high learning rate to move in a few epochs.
 TINY = ["--set", "epochs=4", "--set", "lr=0.05", "--set", "holdout=0.25", "--set", "batch_size=8"]
 DECODE = Settings().decode_options  # the defaults, as genre-train decodes with in these tests
@@ -184,11 +185,17 @@ def test_evaluate_writes_report_with_calibration_and_plots(head_run, dataset, tm
 
 
 def test_the_original_head_format_loads_unchanged():
-    model, record = load_model(DEFAULT_HEAD)
-    head, original = load_head(DEFAULT_HEAD)
+    from shared.engine.model_version import model_version
+
+    head, original = load_model(LEGACY_HEAD)
+    model, record = load_model(DEFAULT_HEAD)  # the same weights, re-saved as "genre-model/1"
     tags = torch.rand(4, 50)
     torch.testing.assert_close(model(tags), head(tags))
-    assert record["kind"] == "head" and record["temperature"] == 1.0 and record["version"] == original["version"]
+    assert original["format"] == "genre-head/1" and record["format"] == "genre-model/1"
+    assert original["kind"] == "head" and original["temperature"] == 1.0 and not original["multi_label"]
+    assert original["version"] == model_version(LEGACY_HEAD) == "c92861c580f1" != record["version"]
+    assert {k: original[k] for k in ("labels", "backbone", "metadata", "arch", "frontend")} == \
+        {k: record[k] for k in ("labels", "backbone", "metadata", "arch", "frontend")}
 
 
 def test_a_checkpoint_from_other_log_mel_settings_is_refused(head_run, tmp_path):

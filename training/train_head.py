@@ -20,7 +20,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from shared.engine.head import GenreHead, save_head, tag_logits
+from shared.engine.genre_model import save_model
+from shared.engine.head import GenreHead, tag_logits
 from shared.service.settings import DEFAULT_HEAD
 
 DEFAULT_FEATURES = Path("../shared/data/gtzan/features/msd_musicnn_taggram_train.npz")
@@ -115,7 +116,9 @@ def main(argv: list[str] | None = None) -> None:
         "train": track_scores(head, tags, y, track),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    save_head(head, args.out, backbone="MSD_musicnn", metadata=metadata)
+    # The one checkpoint format every genre model is saved in: a single-label head, no temperature.
+    save_model(head, args.out, kind="head", arch={"n_inputs": tags.shape[1]}, backbone="MSD_musicnn",
+               metadata=metadata, temperature=1.0)
     print(json.dumps(metadata, indent=2))
     print(f"wrote {args.out}")
 

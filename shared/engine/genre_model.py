@@ -11,13 +11,16 @@ Each model says what it takes (``takes``: "tags" or "patches"): inference runs t
 tagger on every patch anyway for the result's tags, so a head reuses them. ``multi_label``
 picks the output: softmax over labels, or one sigmoid per label.
 
-Checkpoints: the original "genre-head/1" files load as before (``shared.engine.head.load_head``).
-``genre-train`` writes "genre-model/1": format, kind, labels, multi_label, arch (the
-constructor's arguments), backbone (the tagger for tags and head inputs), frontend (the
-log-mel settings the model was trained on, checked on load), temperature, state_dict, metadata.
+Checkpoints: one format, "genre-model/1", written by ``save_model`` (``genre-train``, and
+``training/train_head.py`` for the shipped head) and read by ``load_model``: format, kind, labels,
+multi_label, arch (the constructor's arguments), backbone (the tagger for tags and head inputs),
+frontend (the log-mel settings the model was trained on, checked on load), temperature,
+state_dict, metadata. Heads saved before it, in "genre-head/1" (format, labels, backbone,
+state_dict, metadata), still load: their record is completed as a head's.
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import torch
@@ -26,11 +29,12 @@ from torch.nn import functional as F
 
 from shared.engine.audio import SAMPLE_RATE
 from shared.engine.features import HOP, N_FFT, N_MELS, PATCH_FRAMES
-from shared.engine.head import HEAD_FORMAT, GenreHead, load_head
-from shared.engine.model_version import model_version
+from shared.engine.head import GenreHead
+from shared.engine.model_version import bytes_version
 from shared.engine.musicnn import Musicnn
 
 MODEL_FORMAT = "genre-model/1"
+HEAD_FORMAT = "genre-head/1"  # the shipped head's first format: read, no longer written
 KINDS = ("head", "finetune", "cnn")
 FRONTEND = {"sample_rate": SAMPLE_RATE, "n_fft": N_FFT, "hop": HOP, "n_mels": N_MELS,
             "patch_frames": PATCH_FRAMES, "log": "log10(1 + 10000 * mel_power_float16)"}
@@ -155,23 +159,34 @@ def save_model(model: nn.Module, path: str | Path, kind: str, arch: dict, backbo
     )
 
 
+def _from_head_format(record: dict) -> dict:
+    """A "genre-head/1" record with what "genre-model/1" adds: a single-label head on the tagger's tags,
+    computed from the same log-mel, served without a temperature."""
+    n_inputs = record["state_dict"]["mean"].numel()
+    return {**record, "kind": "head", "multi_label": False, "arch": {"n_inputs": n_inputs},
+            "frontend": FRONTEND, "temperature": 1.0}
+
+
 def load_model(path: str | Path) -> tuple[nn.Module, dict]:
-    """Any genre checkpoint, in eval mode, and its record (with ``kind``, ``temperature``, ``version``)."""
+    """Any genre checkpoint, in eval mode, and its record (with ``kind``, ``temperature``, ``version``).
+
+    The file is read once: the model and ``version`` (``model_version``'s, the first 12 hex digits of
+    its SHA-256) come from the same bytes, even if the file is replaced meanwhile."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no genre model at {path} (check MODEL_PATH)")
-    record = torch.load(path, map_location="cpu", weights_only=True)
+    data = path.read_bytes()
+    record = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     if isinstance(record, dict) and record.get("format") == HEAD_FORMAT:
-        head, record = load_head(path)
-        return head, {**record, "kind": "head", "multi_label": False, "temperature": 1.0}
-    if not isinstance(record, dict) or record.get("format") != MODEL_FORMAT:
+        record = _from_head_format(record)
+    elif not isinstance(record, dict) or record.get("format") != MODEL_FORMAT:
         raise ValueError(f"{path} is not a genre model checkpoint ({HEAD_FORMAT} or {MODEL_FORMAT})")
     if record["frontend"] != FRONTEND:
         raise ValueError(f"{path} was trained on other log-mel settings than this service computes: "
                          f"{record['frontend']} (ours: {FRONTEND})")
     model = build_model(record["kind"], record["labels"], record["multi_label"], record["arch"])
     model.load_state_dict(record["state_dict"])
-    record["version"] = model_version(path)
+    record["version"] = bytes_version(data)
     return model.eval(), record
 
 

@@ -5,17 +5,14 @@ the scale the tagger reasons on), standardised with training statistics, and
 mapped linearly to genre logits. Small on purpose: with a few hundred training
 tracks a linear head generalises better than anything deeper on top of a frozen
 tagger.
+
+Saved and loaded as any genre model, kind "head" (``shared.engine.genre_model``).
 """
 from __future__ import annotations
-
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from shared.engine.model_version import model_version
-
-HEAD_FORMAT = "genre-head/1"
 _EPS = 1e-6
 
 
@@ -26,7 +23,7 @@ def tag_logits(tags: torch.Tensor) -> torch.Tensor:
 
 class GenreHead(nn.Module):
     # What inference feeds it (the tagger's tag probabilities) and how its logits become
-    # probabilities; genre-model checkpoints (shared/engine/genre_model.py) may set multi_label.
+    # probabilities; a checkpoint (shared/engine/genre_model.py) may set multi_label.
     takes = "tags"
     multi_label = False
 
@@ -41,30 +38,3 @@ class GenreHead(nn.Module):
         """Genre logits from tag probabilities, (batch, 50) → (batch, n_labels)."""
         return self.linear((tag_logits(tags) - self.mean) / self.std)
 
-
-def save_head(head: GenreHead, path: str | Path, backbone: str, metadata: dict) -> None:
-    torch.save(
-        {
-            "format": HEAD_FORMAT,
-            "labels": head.labels,
-            "backbone": backbone,
-            "state_dict": head.state_dict(),
-            "metadata": metadata,
-        },
-        path,
-    )
-
-
-def load_head(path: str | Path) -> tuple[GenreHead, dict]:
-    """The head and its checkpoint record (labels, backbone, metadata, version)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no genre head at {path} (check MODEL_PATH)")
-    record = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(record, dict) or record.get("format") != HEAD_FORMAT:
-        raise ValueError(f"{path} is not a genre head checkpoint ({HEAD_FORMAT})")
-    head = GenreHead(record["labels"], n_inputs=record["state_dict"]["mean"].numel())
-    head.load_state_dict(record["state_dict"])
-    # The version names the exact weights, so stored results can be tied to them.
-    record["version"] = model_version(path)
-    return head.eval(), record

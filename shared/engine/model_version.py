@@ -1,4 +1,4 @@
-"""The version that names a head checkpoint's exact weights.
+"""The version that names a genre model checkpoint's exact bytes.
 
 Kept free of torch so the API can key its result cache by model version without
 loading a model.
@@ -15,7 +15,12 @@ def model_version(path: str | Path) -> str:
     return _version(str(Path(path).resolve()), Path(path).stat().st_mtime_ns)
 
 
+def bytes_version(data: bytes) -> str:
+    """The version of a checkpoint already read: what ``model_version`` gives for a file of these bytes."""
+    return hashlib.sha256(data).hexdigest()[:12]
+
+
 @lru_cache(maxsize=8)
 def _version(path: str, _mtime_ns: int) -> str:
     # The modification time is part of the cache key, so a replaced file is hashed again.
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+    return bytes_version(Path(path).read_bytes())
