@@ -52,6 +52,20 @@ def test_batches_do_not_change_the_result(classifier, song):
     np.testing.assert_allclose(one.genre_probs, single.genre_probs, atol=1e-5)
 
 
+def test_precomputed_patches_score_exactly_as_their_song(classifier, song):
+    from shared.engine.features import segment
+
+    prediction = classifier.predict(song)
+    patches = segment(song, classifier.device).patches
+    genre_probs, tag_probs = classifier.predict_patches(patches)
+    assert np.array_equal(genre_probs, prediction.genre_probs) and np.array_equal(tag_probs, prediction.tag_probs)
+    # The logits under it give the served probabilities, and others at another temperature.
+    logits, _ = classifier.patch_logits(patches)
+    assert np.array_equal(classifier.genre_probabilities(logits).cpu().numpy(), genre_probs)
+    flat = classifier.genre_probabilities(logits, temperature=4.0).cpu().numpy()
+    assert (flat.max(axis=1) < genre_probs.max(axis=1)).all()
+
+
 def test_progress_starts_at_zero_and_reports_every_batch_up_to_the_total(classifier):
     song = np.random.default_rng(1).standard_normal(30 * SAMPLE_RATE).astype(np.float32) * 0.1
     seen = []

@@ -24,7 +24,6 @@ import torch  # noqa: E402
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from shared.engine.genre_model import probabilities  # noqa: E402
 from shared.engine.inference import GenreClassifier  # noqa: E402
 from training.data import Track, load_patches, targets  # noqa: E402
 
@@ -144,11 +143,11 @@ def evaluate(model_path: str | Path, tracks: list[Track], out: str | Path, cache
         raise ValueError(f"none of {len(tracks)} tracks could be decoded (see the warnings above)")
     raw, served = [], []
     for _, mel in tqdm(kept, desc="evaluate", unit="track", leave=False):
-        x = torch.from_numpy(mel).to(classifier.device)
-        logits = torch.cat([classifier.segment_logits(x[i:i + classifier.batch_size])[0].cpu()
-                            for i in range(0, len(x), classifier.batch_size)])
-        raw.append(probabilities(logits, multi_label).mean(0).numpy())
-        served.append(probabilities(logits, multi_label, classifier.temperature).mean(0).numpy())
+        # The service's own batched pass over the segments (GenreClassifier.predict_patches), kept
+        # at the logits so the probabilities can be had both with the temperature and without.
+        logits = classifier.patch_logits(torch.from_numpy(mel))[0].cpu()
+        raw.append(classifier.genre_probabilities(logits, temperature=1.0).mean(0).numpy())
+        served.append(classifier.genre_probabilities(logits).mean(0).numpy())
     seconds = time.perf_counter() - started
     y = targets([t for t, _ in kept], labels)
     raw, served = np.stack(raw), np.stack(served)

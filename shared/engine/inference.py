@@ -160,25 +160,47 @@ class GenreClassifier:
         return self.head(tags if self.head.takes == "tags" else patches), tags
 
     @torch.inference_mode()
-    def predict(self, audio: np.ndarray, progress: Progress | None = None) -> Prediction:
-        """Predict mono float32 16 kHz audio; ``progress(done, total)`` follows the segments."""
-        segments = segment(audio, self.device)
-        total = len(segments.patches)
-        genre_parts, tag_parts = [], []
+    def patch_logits(self, patches: torch.Tensor,
+                     progress: Progress | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Genre logits (before temperature) and tag probabilities of any number of log-mel patches
+        (segments, 187, 96), run ``batch_size`` at a time on this classifier's device, and left there;
+        ``progress(done, total)`` follows the segments."""
+        total = len(patches)
+        logit_parts, tag_parts = [], []
         if progress:
             progress(0, total)
         for first in range(0, total, self.batch_size):
-            logits, tags = self.segment_logits(segments.patches[first:first + self.batch_size])
-            genre_parts.append(probabilities(logits, self.head.multi_label, self.temperature).cpu())
-            tag_parts.append(tags.cpu())
+            logits, tags = self.segment_logits(patches[first:first + self.batch_size].to(self.device))
+            logit_parts.append(logits)
+            tag_parts.append(tags)
             if progress:
                 progress(min(first + self.batch_size, total), total)
+        return torch.cat(logit_parts), torch.cat(tag_parts)
+
+    def genre_probabilities(self, logits: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
+        """This model's genre probabilities from its logits (a softmax, or a sigmoid per label), with the
+        checkpoint's temperature, as served, unless another is given."""
+        return probabilities(logits, self.head.multi_label, self.temperature if temperature is None else temperature)
+
+    @torch.inference_mode()
+    def predict_patches(self, patches: torch.Tensor,
+                        progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Genre probabilities (segments, genres), as served, and tag probabilities (segments, tags) of
+        precomputed log-mel patches: what ``predict`` gives for the audio they came from."""
+        logits, tags = self.patch_logits(patches, progress)
+        return self.genre_probabilities(logits).cpu().numpy(), tags.cpu().numpy()
+
+    @torch.inference_mode()
+    def predict(self, audio: np.ndarray, progress: Progress | None = None) -> Prediction:
+        """Predict mono float32 16 kHz audio; ``progress(done, total)`` follows the segments."""
+        segments = segment(audio, self.device)
+        genre_probs, tag_probs = self.predict_patches(segments.patches, progress)
         return Prediction(
             duration_s=segments.duration_s,
             start_s=segments.start_s,
             end_s=segments.end_s,
-            genre_probs=torch.cat(genre_parts).numpy(),
-            tag_probs=torch.cat(tag_parts).numpy(),
+            genre_probs=genre_probs,
+            tag_probs=tag_probs,
             genres=self.head.labels,
             tags=list(MSD_TAGS),
         )
