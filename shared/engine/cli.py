@@ -12,12 +12,27 @@ import argparse
 import json
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from shared.engine.audio import decode
 from shared.engine.errors import AnalysisError
 from shared.service.settings import Settings, SettingsError
 
+if TYPE_CHECKING:  # torch is imported only once the files are read, so --help stays quick
+    from shared.engine.inference import Prediction
+
 BAR_WIDTH = 30
+
+
+def _result(path: str, prediction: "Prediction", top_tags: int, timeline: bool) -> dict:
+    """The service's result shaping (``Prediction.to_dict``) as this command prints it: the path first,
+    the number of segments, and with ``timeline`` the per-segment top-5s as "timeline"."""
+    shaped = prediction.to_dict(top_tags)
+    result = {"path": path, "duration_s": shaped["duration_s"], "segments": len(shaped["segments"]),
+              "top5": shaped["top5"], "tags": shaped["tags"]}
+    if timeline:
+        result["timeline"] = shaped["segments"]
+    return result
 
 
 def _table(path: str, result: dict) -> str:
@@ -53,27 +68,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"genre-classify: {error}", file=sys.stderr)
         return 2
     try:
-        return _classify_each(args, settings, classifier)
+        return _classify_each(args, settings.decode_options, settings.top_tags, classifier)
     except BrokenPipeError:
         # The reader stopped early (`| head`): no traceback, and none again when Python flushes stdout at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
 
 
-def _classify_each(args: argparse.Namespace, settings: Settings, classifier) -> int:
+def _classify_each(args: argparse.Namespace, decode_options: dict, top_tags: int, classifier) -> int:
     failed = 0
     for path in args.files:
         try:
-            prediction = classifier.predict(decode(path, **settings.decode_options))
-            result = {
-                "path": path,
-                "duration_s": round(prediction.duration_s, 3),
-                "segments": len(prediction.start_s),
-                "top5": prediction.top_genres(5),
-                "tags": prediction.top_tags(settings.top_tags),
-            }
-            if args.timeline:
-                result["timeline"] = prediction.segment_results(5)
+            result = _result(path, classifier.predict(decode(path, **decode_options)), top_tags, args.timeline)
             print(json.dumps(result) if args.json else _table(path, result), flush=True)
         except AnalysisError as error:
             failed += 1
