@@ -38,15 +38,16 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--repeats", type=int, default=15)
     args = parser.parse_args()
-    settings = Settings()
+    settings = Settings.from_env()
     folder = Path(tempfile.mkdtemp(prefix="decode-cost-"))
     print(f"{'container':<10} {'decode ms':>10} {'ffprobe ms':>11} {'share':>6}")
     for suffix in (".mp3", ".m4a", ".webm", ".flac", ".wav"):
         path = make_audio(folder / f"song{suffix}", args.seconds)
         with open(path, "rb") as f:
             kind = sniff(f)
-        whole = median_ms(lambda: decode(path, settings), args.repeats)
-        probe = median_ms(lambda: _choose_stream(kind, path, settings), args.repeats)
+        whole = median_ms(lambda: decode(path, **settings.decode_options), args.repeats)
+        probe = median_ms(lambda: _choose_stream(kind, path, settings.ffmpeg_bin, settings.decode_timeout_s),
+                          args.repeats)
         print(f"{suffix[1:]:<10} {whole:>10.0f} {probe:>11.0f} {probe / whole:>6.0%}", flush=True)
 
 

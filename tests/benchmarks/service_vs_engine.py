@@ -21,6 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from shared.engine.audio import decode  # noqa: E402
 from shared.engine.inference import GenreClassifier  # noqa: E402
 from shared.service.settings import Settings  # noqa: E402
 
@@ -56,7 +57,8 @@ def main() -> int:
     args = parser.parse_args()
     files = args.files or [INDEX.parent / row["path"] for row in csv.DictReader(open(INDEX))
                            if row["filtered_split"] == args.split]
-    classifier = GenreClassifier(Settings.from_env())
+    settings = Settings.from_env()
+    classifier = GenreClassifier(**settings.model_options)
     same, worst, latencies, failed, cached, same_timeline = 0, 0.0, [], 0, 0, 0
     for path in files:
         started = time.monotonic()
@@ -67,7 +69,7 @@ def main() -> int:
             failed += 1
             print(f"{path.name}: failed {job['error']}")
             continue
-        prediction = classifier.predict_file(path)
+        prediction = classifier.predict(decode(path, **settings.decode_options))
         direct, served = prediction.top_genres(5), job["result"]["top5"]
         same_timeline += prediction.segment_results(5) == job["result"]["segments"]
         same += served[0]["genre"] == direct[0]["genre"]
