@@ -253,8 +253,9 @@ def test_a_worker_serves_the_trained_checkpoint(head_run, dataset, service_env):
     from stack import ARTIFACTS, finished, start_worker, stop, wait_for
 
     from api import create_app
-    from shared.service import jobs
     from shared.engine.model_version import model_version
+    from shared.service import registry
+    from shared.service.connection import connect
 
     # A Redis database of its own, so only this worker (with this model) takes the job.
     env = {**service_env, "REDIS_URL": service_env["REDIS_URL"].rsplit("/", 1)[0] + "/2",
@@ -262,7 +263,7 @@ def test_a_worker_serves_the_trained_checkpoint(head_run, dataset, service_env):
     settings = Settings.from_env(env)
     worker = start_worker(env, "custom@%h", ARTIFACTS / "worker-custom.log")
     try:
-        wait_for(lambda: jobs.live_workers(jobs.get_redis(settings)), 60, "the worker with the trained model")
+        wait_for(lambda: registry.live_workers(connect(settings.redis_url)), 60, "the worker with the trained model")
         client = create_app(settings).test_client()
         with open(dataset["folder"] / "low" / "low2.mp3", "rb") as f:
             location = client.post("/api/v1/jobs", data={"file": (f, "low2.mp3")},
