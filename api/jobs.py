@@ -7,16 +7,17 @@ import logging
 import re
 from pathlib import Path
 
-from flask import Blueprint, jsonify, request, url_for
+from flask import Blueprint, request
 from werkzeug.datastructures import FileStorage
 
 from api.bodies import json_body
-from api.context import client_address, get_celery, get_model_version, get_redis, get_settings, get_store
+from api.context import get_celery, get_model_version, get_settings, get_store
 from api.errors import ApiError
 from api.links import LinkRefused, check_link
-from shared.service import cache, content_keys, jobs, ratelimit
-from shared.service.queue import ANALYZE
+from api.records import accepted, check_rate_limit, record_response
 from shared.engine.sniff import sniff
+from shared.service import cache, content_keys, jobs
+from shared.service.queue import ANALYZE
 
 log = logging.getLogger(__name__)
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1/jobs")
@@ -27,25 +28,6 @@ _PUBLIC = ("id", "status", "stage", "progress", "source", "cached", "attempt", "
 
 def public_view(record: dict) -> dict:
     return {k: record[k] for k in _PUBLIC if k in record}
-
-
-def check_rate_limit() -> None:
-    settings = get_settings()
-    if not ratelimit.allow_request(get_redis(), settings.rate_limit_per_minute, client_address()):
-        wait = ratelimit.seconds_to_next_window()
-        raise ApiError(429, "rate_limited",
-                       f"Too many requests: at most {settings.rate_limit_per_minute} a minute. "
-                       f"Try again in {wait} s.", {"Retry-After": str(wait)})
-
-
-def accepted(body: dict, endpoint: str):
-    """202 with the record's public view and where to poll it (and, while unfinished, when)."""
-    response = jsonify(body)
-    response.status_code = 202
-    response.headers["Location"] = url_for(endpoint, record_id=body["id"])
-    if not jobs.is_finished(body):
-        response.headers["Retry-After"] = str(get_settings().poll_interval_s)
-    return response
 
 
 _USAGE = "Send an audio file as multipart/form-data field 'file', or JSON {\"url\": \"https://...\"}."
@@ -161,19 +143,6 @@ def _clean_title(filename: str | None) -> str:
     if stem and extension.isascii() and extension.isalnum() and len(extension) <= 5:
         title = stem
     return title[:200]
-
-
-def record_response(kind: str, record_id: str, view):
-    """200 with a job's or search's public view (and Retry-After while unfinished), or 404."""
-    record = get_store().get(kind, record_id)
-    if record is None:
-        hours = get_settings().job_ttl_s / 3600
-        # The id is not echoed: it may be anything a client typed.
-        raise ApiError(404, "not_found", f"No {kind} with that id. Records are kept for {hours:g} h after they end.")
-    response = jsonify(view(record))
-    if not jobs.is_finished(record):
-        response.headers["Retry-After"] = str(get_settings().poll_interval_s)
-    return response
 
 
 @bp.get("/<record_id>")

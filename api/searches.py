@@ -8,7 +8,7 @@ from flask import Blueprint
 from api.bodies import json_body
 from api.context import get_celery, get_settings, get_store
 from api.errors import ApiError
-from api.jobs import accepted, check_rate_limit, record_response
+from api.records import accepted, check_rate_limit, record_response
 from shared.service.queue import SEARCH
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,42 @@
+"""What the job and search endpoints share: the rate limit on submissions, the 202 that accepts a
+record, and the 200 (or 404) that shows one."""
+from __future__ import annotations
+
+from flask import Response, jsonify, url_for
+
+from api.context import client_address, get_redis, get_settings, get_store
+from api.errors import ApiError
+from shared.service import jobs, ratelimit
+
+
+def check_rate_limit() -> None:
+    """429 once this client has submitted RATE_LIMIT_PER_MINUTE times this minute."""
+    settings = get_settings()
+    if not ratelimit.allow_request(get_redis(), settings.rate_limit_per_minute, client_address()):
+        wait = ratelimit.seconds_to_next_window()
+        raise ApiError(429, "rate_limited",
+                       f"Too many requests: at most {settings.rate_limit_per_minute} a minute. "
+                       f"Try again in {wait} s.", {"Retry-After": str(wait)})
+
+
+def accepted(body: dict, endpoint: str) -> Response:
+    """202 with the record's public view and where to poll it (and, while unfinished, when)."""
+    response = jsonify(body)
+    response.status_code = 202
+    response.headers["Location"] = url_for(endpoint, record_id=body["id"])
+    if not jobs.is_finished(body):
+        response.headers["Retry-After"] = str(get_settings().poll_interval_s)
+    return response
+
+
+def record_response(kind: str, record_id: str, view) -> Response:
+    """200 with a job's or search's public view (and Retry-After while unfinished), or 404."""
+    record = get_store().get(kind, record_id)
+    if record is None:
+        hours = get_settings().job_ttl_s / 3600
+        # The id is not echoed: it may be anything a client typed.
+        raise ApiError(404, "not_found", f"No {kind} with that id. Records are kept for {hours:g} h after they end.")
+    response = jsonify(view(record))
+    if not jobs.is_finished(record):
+        response.headers["Retry-After"] = str(get_settings().poll_interval_s)
+    return response
