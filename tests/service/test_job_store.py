@@ -10,12 +10,16 @@ from shared.service.settings import Settings
 
 @pytest.fixture
 def settings(redis_url):
-    return Settings(redis_url=redis_url, job_ttl_s=100)
+    # A database of its own on the session's Redis: the workers other tests start beat into
+    # database 0, and these tests count heartbeats.
+    return Settings(redis_url=redis_url.rsplit("/", 1)[0] + "/7", job_ttl_s=100)
 
 
 @pytest.fixture
 def store(settings):
-    return JobStore.connect(settings.redis_url, settings.job_ttl_s)
+    store = JobStore.connect(settings.redis_url, settings.job_ttl_s)
+    yield store
+    store.redis.flushdb()
 
 
 def test_a_new_record_is_queued_and_expires_after_the_ttl(store, settings):
@@ -71,33 +75,18 @@ def test_a_worker_is_live_until_its_heartbeat_is_forgotten(store):
     assert not any(w["name"] == "w-test@host" for w in registry.live_workers(store.redis))
 
 
-@pytest.fixture
-def beat(store):
-    """``beat(name, info)``: a heartbeat as a worker sends it; forgotten after the test, so the
-    session's other tests count only real workers."""
-    names = []
-
-    def send(name: str, info: dict) -> None:
-        names.append(name)
-        registry.beat(store.redis, name, info, 5)
-
-    yield send
-    for name in names:
-        registry.forget(store.redis, name)
-
-
-def test_the_model_version_is_the_one_every_live_worker_publishes(store, beat):
-    beat("w-a@host", {"model_version": "abc123"})
-    beat("w-b@host", {"model_version": "abc123"})
+def test_the_model_version_is_the_one_every_live_worker_publishes(store):
+    registry.beat(store.redis, "w-a@host", {"model_version": "abc123"}, 5)
+    registry.beat(store.redis, "w-b@host", {"model_version": "abc123"}, 5)
     assert registry.model_version(store.redis) == "abc123"
 
 
-def test_no_model_version_while_live_workers_disagree(store, beat):
-    beat("w-a@host", {"model_version": "abc123"})
-    beat("w-b@host", {"model_version": "def456"})
+def test_no_model_version_while_live_workers_disagree(store):
+    registry.beat(store.redis, "w-a@host", {"model_version": "abc123"}, 5)
+    registry.beat(store.redis, "w-b@host", {"model_version": "def456"}, 5)
     assert registry.model_version(store.redis) is None
 
 
-def test_a_heartbeat_lapses_after_three_beats(store, beat):
-    beat("w-a@host", {})
+def test_a_heartbeat_lapses_after_three_beats(store):
+    registry.beat(store.redis, "w-a@host", {}, 5)
     assert store.redis.ttl("genre:worker:w-a@host") == 15
