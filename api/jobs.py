@@ -83,7 +83,7 @@ def _submit_link(url: object):
 def _create_job(job_id: str, source: dict, work: dict, content_key: str | None) -> dict:
     """The job's public view: answered from the cache, or queued for a worker."""
     store = get_store()
-    version = get_model_version()
+    version = get_model_version() if content_key else None  # a link of unknown content: no cache
     cached = cache.cached_result(store, version, content_key)
     if cached is not None:
         # Not watched by the reconciler: it is finished on the next line and has nothing to run.

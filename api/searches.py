@@ -14,7 +14,6 @@ from shared.service.queue import SEARCH
 log = logging.getLogger(__name__)
 bp = Blueprint("searches", __name__, url_prefix="/api/v1/searches")
 
-_USAGE = 'Send JSON {"q": "words to search for", "limit": 5}; q is 1 to 200 characters.'
 _PUBLIC = ("id", "status", "query", "limit", "created_at", "updated_at", "candidates", "error")
 
 
@@ -25,12 +24,15 @@ def public_view(record: dict) -> dict:
 @bp.post("")
 def submit():
     check_rate_limit()
-    body = json_body(_USAGE)
+    settings = get_settings()
+    usage = (f'Send JSON {{"q": "words to search for", "limit": 5}}; q is 1 to '
+             f'{settings.max_search_query_chars} characters.')
+    body = json_body(usage)
     query = body.get("q") if isinstance(body, dict) else None
-    if not isinstance(query, str) or not query.strip() or len(query) > 200:
-        raise ApiError(400, "bad_request", _USAGE)
+    if not isinstance(query, str) or not query.strip() or len(query) > settings.max_search_query_chars:
+        raise ApiError(400, "bad_request", usage)
     limit = body.get("limit", 5)
-    most = get_settings().max_search_results
+    most = settings.max_search_results
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= most:
         raise ApiError(400, "bad_request", f"limit must be a whole number from 1 to {most}.")
     record = get_store().create("search", query=query.strip(), limit=limit)

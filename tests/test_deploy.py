@@ -451,6 +451,17 @@ assert "torch" not in sys.modules and "numpy" not in sys.modules
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_worker_images_model_check_at_build_loads_the_model(tmp_path):
+    # The `python -c` each worker image runs at build time, run on what that image copies.
+    checks = set(re.findall(r'python -c "([^"]+)"', DOCKERFILE.read_text()))
+    image = stage_copies("worker-base", tmp_path)
+    assert checks
+    for code in checks:
+        result = run_with_only("requirements-worker.txt", code, "--extra", "torch", "--no-deps", "musicnn",
+                               "--local", "worker", "--local", "shared", cwd=image)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_requirements_check_fails_when_a_requirement_is_missing(tmp_path):
     lacking = tmp_path / "requirements.txt"
     lacking.write_text("\n".join(line for line in (REPO / "deploy/requirements-api.txt").read_text().splitlines()

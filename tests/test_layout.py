@@ -4,6 +4,8 @@ functions count: a lazy import is still an import."""
 from __future__ import annotations
 
 import ast
+import re
+import sys
 from functools import cache
 from pathlib import Path
 
@@ -23,15 +25,19 @@ def _module_file(name: str) -> Path | None:
 
 def _imported_names(path: Path) -> set[str]:
     """Every module ``path`` imports, as dotted names (``from a import b`` gives a and, where b is a
-    module of ours, a.b)."""
+    module of ours, a.b; relative imports are resolved against the module's package)."""
+    package = list(path.relative_to(REPO).parent.parts)
     names = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-            names.update(f"{node.module}.{alias.name}" for alias in node.names
-                         if _module_file(f"{node.module}.{alias.name}"))
+        elif isinstance(node, ast.ImportFrom):
+            base = package[:len(package) - node.level + 1] if node.level else []
+            module = ".".join(base + ([node.module] if node.module else []))
+            if module:
+                names.add(module)
+            names.update(f"{module}.{alias.name}".lstrip(".") for alias in node.names
+                         if _module_file(f"{module}.{alias.name}".lstrip(".")))
     return names
 
 
@@ -73,6 +79,22 @@ def test_no_engine_module_reaches_redis_celery_or_flask(module):
     assert not reaches(module) & SERVICE_LIBRARIES
 
 
+@pytest.mark.parametrize("module", [m for m in _modules("shared/engine") if m != "shared.engine.cli"])
+def test_no_engine_module_but_its_command_imports_the_service(module):
+    # The engine takes plain arguments; only genre-classify, an entry point, reads the settings.
+    assert not any(name.startswith("shared.service") for name in _imported_names(_module_file(module)))
+
+
+def test_the_rule_reader_resolves_relative_imports(tmp_path, monkeypatch):
+    package = tmp_path / "shared" / "service"
+    package.mkdir(parents=True)
+    (tmp_path / "shared" / "__init__.py").write_text("")
+    (package / "__init__.py").write_text("")
+    (package / "sneaky.py").write_text("from ..engine.inference import GenreClassifier\nfrom . import jobs\n")
+    monkeypatch.setattr(sys.modules[__name__], "REPO", tmp_path)
+    assert _imported_names(package / "sneaky.py") >= {"shared.engine.inference", "shared.service"}
+
+
 @pytest.mark.parametrize("module", _modules("shared/service"))
 def test_no_service_module_reaches_torch(module):
     assert "torch" not in reaches(module)
@@ -102,7 +124,8 @@ def test_only_entry_points_read_the_settings_from_the_environment():
     assert readers <= ENTRY_POINTS
 
 
-def test_no_library_code_falls_back_to_default_settings():
-    callers = {str(p.relative_to(REPO)) for folder in ("api", "worker", "shared", "training")
-               for p in (REPO / folder).rglob("*.py") if "Settings()" in p.read_text()}
-    assert callers == set()
+def test_only_entry_points_make_settings():
+    # Settings(...) in library code would be values nobody set: defaults, or a copy made aside.
+    makers = {str(p.relative_to(REPO)) for folder in ("api", "worker", "shared", "training")
+              for p in (REPO / folder).rglob("*.py") if re.search(r"\bSettings\(", p.read_text())}
+    assert makers - {"shared/service/settings.py"} <= ENTRY_POINTS

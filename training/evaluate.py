@@ -166,7 +166,7 @@ def evaluate(model_path: str | Path, tracks: list[Track], out: str | Path, cache
         plot_confusion(matrix, labels, out / "confusion.png")
         confidence, correct = served.max(1), (y[np.arange(len(y)), served.argmax(1)] > 0).astype(float)
     plot_reliability(confidence, correct, out / "reliability.png")
-    history = torch.load(model_path, map_location="cpu", weights_only=True).get("metadata", {}).get("history")
+    history = classifier.metadata.get("history")
     if history:
         plot_curves(history, out / "curves.png")
     report["skipped"] = [str(t.path) for t, p in zip(tracks, patches) if p is None]

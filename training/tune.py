@@ -11,8 +11,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import optuna
-import torch
 
+from shared.engine.genre_model import load_model
 from training.config import Config, write_config
 from training.fit import fit
 
@@ -46,7 +46,7 @@ def tune(config: Config, data: str | Path, out: str | Path, trials: int, *, deco
     def objective(trial: optuna.Trial) -> float:
         trial_config = replace(config, cache_dir=cache, **suggest(trial, config.model))
         model = fit(trial_config, data, out / f"trial_{trial.number:03d}", decode_options=decode_options)
-        record = torch.load(model, map_location="cpu", weights_only=True)
+        _, record = load_model(model)
         trial.set_user_attr("holdout_top1", record["metadata"]["holdout"]["top1"])
         return record["metadata"]["holdout"]["loss"]
 

@@ -25,9 +25,15 @@ def get_classifier():
         from shared.engine.inference import GenreClassifier  # torch is imported here, not by the API
 
         try:
-            _classifier = GenreClassifier(**settings.model_options)
+            classifier = GenreClassifier(**settings.model_options)
         except Exception as error:
             raise ModelUnavailable(f"the worker cannot load its model: {error}") from error
+        if version and classifier.version != version:
+            # The file changed since the worker started: its heartbeat names the old version, and
+            # results stored under the new one would never be found (nor the old ones be right).
+            raise ModelUnavailable(f"MODEL_PATH changed since the worker started (version {version}, now "
+                                   f"{classifier.version}); restart the worker")
+        _classifier = classifier
     return _classifier
 
 

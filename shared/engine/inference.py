@@ -138,6 +138,7 @@ class GenreClassifier:
         self.kind = record["kind"]
         self.temperature = record["temperature"]
         self.version = record["version"]
+        self.metadata = record.get("metadata", {})  # what training recorded: data, history, scores
         self.batch_size = batch_size or (64 if self.device.type == "cuda" else 2)
         self.precision = resolve_precision(precision, self.device)
         self.backbone.int8 = self.precision == "int8"

@@ -94,6 +94,8 @@ class Settings:
     full_disk_retry_after_s: int = 60
     # Most candidates one YouTube search may ask for (its "limit").
     max_search_results: int = 10
+    # Longest search text accepted, in characters.
+    max_search_query_chars: int = 200
     # Largest JSON request body, in kB (larger: 413).
     max_json_kb: int = 64
 
@@ -184,8 +186,8 @@ class Settings:
                 "so a job is never handed to a second worker while the first may still run it")
         if self.heartbeat_s <= 0 or self.unacked_restore_s <= 0 or self.stale_sweep_s <= 0:
             raise SettingsError("HEARTBEAT_S, UNACKED_RESTORE_S and STALE_SWEEP_S must be positive")
-        if self.max_search_results < 1 or self.max_json_kb < 1:
-            raise SettingsError("MAX_SEARCH_RESULTS and MAX_JSON_KB must be 1 or more")
+        if min(self.max_search_results, self.max_search_query_chars, self.max_json_kb) < 1:
+            raise SettingsError("MAX_SEARCH_RESULTS, MAX_SEARCH_QUERY_CHARS and MAX_JSON_KB must be 1 or more")
         if self.max_attempts < 1:
             raise SettingsError("MAX_ATTEMPTS must be 1 or more")
         if self.redis_retry_s < 0 or self.orphan_grace_s <= 0:

@@ -23,6 +23,7 @@ sys.path.insert(0, str(REPO))
 
 from shared.engine.audio import decode  # noqa: E402
 from shared.engine.inference import GenreClassifier  # noqa: E402
+from shared.service.jobs import FINISHED  # noqa: E402
 from shared.service.settings import Settings  # noqa: E402
 
 INDEX = REPO.parent / "shared" / "data" / "gtzan" / "index.csv"
@@ -43,7 +44,7 @@ def wait(base: str, location: str, timeout: float = 300) -> dict:
     while time.monotonic() < deadline:
         with urllib.request.urlopen(base + location, timeout=30) as response:
             job = json.loads(response.read())
-        if job["status"] in ("succeeded", "failed"):
+        if job["status"] in FINISHED:
             return job
         time.sleep(0.1)
     raise TimeoutError(location)

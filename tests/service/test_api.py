@@ -117,6 +117,13 @@ def test_openapi_document_is_valid_and_lists_every_route(client):
     assert routes == documented
 
 
+def test_openapi_document_carries_the_deployments_search_limits(redis_url):
+    own = create_app(Settings(redis_url=redis_url, max_search_results=3, max_search_query_chars=50)).test_client()
+    schema = own.get("/api/v1/openapi.json").get_json()["paths"]["/api/v1/searches"]["post"]["requestBody"]
+    properties = schema["content"]["application/json"]["schema"]["properties"]
+    assert (properties["limit"]["maximum"], properties["q"]["maxLength"]) == (3, 50)
+
+
 def test_the_page_is_served_at_the_root(client):
     response = client.get("/")
     assert response.status_code == 200 and b"<html" in response.data.lower()

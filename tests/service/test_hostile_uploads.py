@@ -24,8 +24,7 @@ import pytest
 from stack import REPO
 
 from conftest import id3, make_audio
-from shared.service import jobs
-from shared.engine.model_version import model_version
+from shared.service import content_keys, jobs, registry
 from shared.service.queue import ANALYZE, make_celery
 from shared.engine.sniff import _mpeg_frame_length
 
@@ -235,9 +234,9 @@ def queue_stored(store, settings, celery, content: bytes) -> str:
     job_id = jobs.new_id()
     (settings.storage_dir / f"{job_id}.mp3").write_bytes(content)
     store.create("job", job_id, source={"kind": "upload", "title": "stored", "duration_s": None},
-                cached=False, progress={"done": 0, "total": 0},
-                request={"upload": f"{job_id}.mp3", "content_key": f"sha256:{hashlib.sha256(content).hexdigest()}",
-                         "model_version": model_version(settings.model_path)})
+                 cached=False, progress={"done": 0, "total": 0},
+                 request={"upload": f"{job_id}.mp3", "content_key": content_keys.upload(hashlib.sha256(content).hexdigest()),
+                          "model_version": registry.model_version(store.redis)})
     celery.send_task(ANALYZE, args=[job_id], task_id=job_id)
     return f"/api/v1/jobs/{job_id}"
 
@@ -248,7 +247,7 @@ def wait_all(client, locations: list[str], timeout: float) -> list[dict]:
         for location in locations:
             if location not in bodies:
                 body = client.get(location).get_json()
-                if body["status"] in ("succeeded", "failed"):
+                if jobs.is_finished(body):
                     bodies[location] = body
         time.sleep(0.2)
     assert len(bodies) == len(locations), f"{len(locations) - len(bodies)} jobs did not end in {timeout} s"

@@ -13,8 +13,9 @@ from stack import assert_conforms, finished, start_redis, stop, wait_for
 from api import create_app
 from conftest import make_audio
 from shared.engine.audio import decode
+from shared.engine.model_version import model_version
 from shared.service import cache, content_keys, registry
-from shared.service.jobs import JobStore
+from shared.service.jobs import FINISHED, JobStore
 from shared.service.settings import Settings
 
 SEGMENT_KEYS = {"start", "end", "top5"}
@@ -73,7 +74,7 @@ def test_progress_is_reported_while_segments_are_analysed(client, tmp_path):
     def done():
         job = client.get(location).get_json()
         seen.add((job["stage"], job["progress"]["done"], job["progress"]["total"]))
-        return job["status"] in ("succeeded", "failed")
+        return job["status"] in FINISHED
 
     wait_for(done, 120, "the long job", interval=0.02)
     partial = [(stage, d, t) for stage, d, t in seen if stage == "analyzing" and 0 < d < t]
@@ -162,20 +163,34 @@ def test_the_live_worker_publishes_the_version_of_the_model_that_analysed(client
     assert registry.model_version(store.redis) == job["result"]["model"]["version"]
 
 
-def test_without_a_live_worker_the_cache_is_not_consulted(audio_file, settings, tmp_path):
-    # A Redis of its own with a cached result and no heartbeat: the API cannot know the model
-    # version, so the job waits for a worker rather than take a result from some other model.
+@pytest.fixture
+def lone_api(audio_file, settings, tmp_path):
+    """An API on a Redis of its own, with no worker, and an upload whose result is already cached
+    under the shipped model's version: ``(client, store, path)``."""
     proc, url = start_redis(tmp_path)
-    try:
-        own = replace(settings, redis_url=url, storage_dir=tmp_path / "uploads")
-        path = audio_file(5.0)
-        key = content_keys.upload(hashlib.sha256(path.read_bytes()).hexdigest())
-        cache.remember_result(JobStore.connect(url, own.job_ttl_s), "v-any", key,
-                              {"result": {"segments": []}, "source": {}})
-        body = submit_file(create_app(own).test_client(), path).get_json()
-    finally:
-        stop(proc)
+    own = replace(settings, redis_url=url, storage_dir=tmp_path / "uploads")
+    store = JobStore.connect(url, own.job_ttl_s)
+    path = audio_file(5.0)
+    key = content_keys.upload(hashlib.sha256(path.read_bytes()).hexdigest())
+    cache.remember_result(store, model_version(own.model_path), key,
+                          {"result": {"segments": []}, "source": {"title": None, "duration_s": 5.0}})
+    yield create_app(own).test_client(), store, path
+    stop(proc)
+
+
+def test_without_a_live_worker_the_cache_is_not_consulted(lone_api):
+    # The API cannot know which model would run the job, so it waits for a worker rather than
+    # answer with a result some other model may have given.
+    client, _, path = lone_api
+    body = submit_file(client, path).get_json()
     assert (body["status"], body["cached"]) == ("queued", False)
+
+
+def test_the_cache_is_consulted_under_the_version_the_live_workers_publish(lone_api, settings):
+    client, store, path = lone_api
+    registry.beat(store.redis, "w-lone@host", {"model_version": model_version(settings.model_path)}, 5)
+    body = submit_file(client, path).get_json()
+    assert (body["status"], body["cached"]) == ("succeeded", True)
 
 
 def test_job_record_is_stored_with_the_ttl(client, audio_file, store, settings):

@@ -86,3 +86,9 @@ def test_search_outside_the_limits_is_refused_with_400(client, body):
 
 def test_unknown_search_is_404(client):
     assert client.get("/api/v1/searches/ffffffffffffffffffffffffffffffff").status_code == 404
+
+
+def test_search_limits_come_from_the_settings(redis_url):
+    client = create_app(Settings(redis_url=redis_url, max_search_results=3, max_search_query_chars=5)).test_client()
+    responses = [client.post("/api/v1/searches", json=body) for body in ({"q": "abcdef"}, {"q": "abc", "limit": 4})]
+    assert [r.status_code for r in responses] == [400, 400]

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from stack import ARTIFACTS, http_json, start_api, stop, wait_for
 
+from shared.service.jobs import FINISHED
+
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = ARTIFACTS / "screenshots"
 # As root in a sandbox with no outside network: without the background-networking flags Chromium keeps
@@ -92,5 +94,5 @@ def api_json(url: str) -> dict:
 def finished_job(base: str, job_id: str, timeout: float = 120) -> dict:
     def done():
         job = api_json(f"{base}api/v1/jobs/{job_id}")
-        return job if job["status"] in ("succeeded", "failed") else None
+        return job if job["status"] in FINISHED else None
     return wait_for(done, timeout, f"job {job_id}", interval=0.2)

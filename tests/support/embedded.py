@@ -11,6 +11,8 @@ from pathlib import Path
 from stack import REPO, http_json, upload, wait_for
 from workers import children_of
 
+from shared.service.jobs import FINISHED
+
 
 def launch(folder: Path, port: int, redis_port: int, log: Path) -> subprocess.Popen:
     """The launcher with its data under ``folder``/var, once /readyz says it can work."""
@@ -40,7 +42,7 @@ def finished(base: str, location: str, timeout: float = 120) -> dict:
             job = http_json(base + location)[2]
         except (urllib.error.URLError, ConnectionError):
             return None
-        return job if job.get("status") in ("succeeded", "failed") else None  # 503s while Redis is away
+        return job if job.get("status") in FINISHED else None  # 503s while Redis is away
     return wait_for(done, timeout, location, interval=0.3)
 
 

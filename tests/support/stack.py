@@ -21,7 +21,7 @@ import pytest
 import redis
 
 from shared.service import registry
-from shared.service.jobs import JobStore
+from shared.service.jobs import FINISHED, JobStore
 from shared.service.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -197,7 +197,7 @@ def finished(client, location: str, timeout: float = 90) -> dict:
     """Poll a job or search until it ends; the final body."""
     def done():
         body = client.get(location).get_json()
-        return body if body["status"] in ("succeeded", "failed") else None
+        return body if body["status"] in FINISHED else None
     return wait_for(done, timeout, location, interval=0.05)
 
 

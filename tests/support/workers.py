@@ -14,7 +14,7 @@ from pathlib import Path
 from stack import start_worker, wait_for
 
 from shared.service import registry
-from shared.service.jobs import JobStore
+from shared.service.jobs import FINISHED, JobStore
 from shared.service.queue import QUEUE
 
 
@@ -58,7 +58,7 @@ def all_finished(store: JobStore, ids: list[str], timeout: float) -> list[dict]:
     """The job records, once every one has succeeded or failed."""
     def done():
         records = [store.get("job", i) for i in ids]
-        return records if all(r["status"] in ("succeeded", "failed") for r in records) else None
+        return records if all(r["status"] in FINISHED for r in records) else None
     return wait_for(done, timeout, f"{len(ids)} jobs", interval=0.1)
 
 
