@@ -60,5 +60,5 @@ def check_link(url: object, settings: Settings) -> Link:
         if not video_id:
             raise LinkRefused("That YouTube link does not name a single video (playlists and channels are not analysed).")
         # One canonical form: drops playlist and tracking parameters, and keys the cache.
-        return Link(f"https://www.youtube.com/watch?v={video_id}", content_keys.youtube(video_id))
+        return Link(content_keys.youtube_url(video_id), content_keys.youtube(video_id))
     return Link(url, None)

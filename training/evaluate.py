@@ -145,7 +145,7 @@ def evaluate(model_path: str | Path, tracks: list[Track], out: str | Path, cache
     for _, mel in tqdm(kept, desc="evaluate", unit="track", leave=False):
         # The service's own batched pass over the segments (GenreClassifier.predict_patches), kept
         # at the logits so the probabilities can be had both with the temperature and without.
-        logits = classifier.patch_logits(torch.from_numpy(mel))[0].cpu()
+        logits = classifier.patch_logits(torch.from_numpy(mel))[0]
         raw.append(classifier.genre_probabilities(logits, temperature=1.0).mean(0).numpy())
         served.append(classifier.genre_probabilities(logits).mean(0).numpy())
     seconds = time.perf_counter() - started

@@ -10,12 +10,10 @@ import threading
 from celery import signals
 
 from shared.service import registry
-from shared.service.connection import connect
-from shared.service.jobs import JobStore
 from shared.service.queue import ANALYZE, SEARCH
 from shared.service.reconcile import reconcile, take_turn
 from worker import model
-from worker.celery_app import app, settings
+from worker.celery_app import app, job_store, settings
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +42,7 @@ def _requeue(kind: str, record_id: str) -> None:
 def _beat_until_stopped(name: str) -> None:
     from worker.pipeline import sweep_stale_files
 
-    store = JobStore.connect(settings.redis_url, settings.job_ttl_s)
+    store = job_store()
     info = {"pid": os.getpid(), "device": settings.device, "precision": settings.precision,
             "model_version": model.version}
     beats_per_sweep = max(1, round(settings.stale_sweep_s / settings.heartbeat_s))
@@ -71,6 +69,6 @@ def _start(sender=None, **_) -> None:
 def _stop_beating(sender=None, **_) -> None:
     _stop.set()
     try:
-        registry.forget(connect(settings.redis_url), getattr(sender, "hostname", ""))
+        registry.forget(job_store().redis, getattr(sender, "hostname", ""))
     except Exception:
         pass

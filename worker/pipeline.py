@@ -12,12 +12,12 @@ from pathlib import Path
 
 from celery.exceptions import SoftTimeLimitExceeded
 
-from shared.service import cache, content_keys, jobs, registry
-from shared.service.jobs import JobStore
 from shared.engine.audio import SAMPLE_RATE, decode
 from shared.engine.errors import AnalysisError
 from shared.engine.inference import GenreClassifier
 from shared.engine.result import build_result
+from shared.service import cache, content_keys, jobs, registry
+from shared.service.jobs import JobStore
 from shared.service.settings import Settings
 from worker.download import download, one_line
 
@@ -31,9 +31,9 @@ class _AlreadyAnalysed(Exception):
         self.cached = cached
 
 
-def run(job_id: str, settings: Settings, classifier: GenreClassifier, worker: str = "") -> None:
-    # Patient: through a short Redis outage the job waits and then finishes, rather than being lost.
-    store = JobStore.connect(settings.redis_url, settings.job_ttl_s, retry_s=settings.redis_retry_s)
+def run(job_id: str, store: JobStore, settings: Settings, classifier: GenreClassifier, worker: str = "") -> None:
+    """``store`` should be patient (worker.celery_app.job_store): through a short Redis outage the
+    job waits and then finishes, rather than being lost."""
     job = store.get("job", job_id)
     if job is None:
         log.warning("job %s: no record (expired?); nothing to do", job_id)

@@ -5,6 +5,7 @@ import yt_dlp
 from yt_dlp.utils import DownloadError
 
 from shared.engine.errors import DownloadFailed
+from shared.service import content_keys
 from worker.download import base_options
 
 
@@ -26,7 +27,7 @@ def candidate(entry: dict) -> dict:
         "channel": entry.get("channel") or entry.get("uploader"),
         "duration_s": float(duration) if duration is not None else None,
         "thumbnail": _thumbnail(entry),
-        "url": f"https://www.youtube.com/watch?v={video_id}",
+        "url": content_keys.youtube_url(video_id),
     }
 
 

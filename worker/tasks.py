@@ -8,12 +8,11 @@ from celery import Task
 from celery.exceptions import TimeLimitExceeded
 from celery.utils.log import get_task_logger
 
-from shared.service import jobs
-from shared.service.jobs import JobStore
 from shared.engine.errors import AnalysisError
+from shared.service import jobs
 from shared.service.queue import ANALYZE, SEARCH
 from worker import pipeline
-from worker.celery_app import app, settings
+from worker.celery_app import app, job_store, settings
 from worker.model import ModelUnavailable, get_classifier
 from worker.search import search
 
@@ -31,7 +30,7 @@ class _RecordedTask(Task):
             # job again once Redis answers (the upload is kept for it).
             log.error("%s %s: handed back, the job store is unreachable: %s", self.kind, task_id, exc)
             return
-        store = JobStore.connect(settings.redis_url, settings.job_ttl_s)
+        store = job_store()
         if isinstance(exc, TimeLimitExceeded):
             message = f"The work was stopped after {settings.task_time_limit_s} s."
         elif isinstance(exc, ModelUnavailable):
@@ -49,12 +48,12 @@ class _SearchTask(_RecordedTask):
 
 @app.task(name=ANALYZE, base=_RecordedTask, bind=True)
 def analyze(self, job_id: str) -> None:
-    pipeline.run(job_id, settings, get_classifier(), worker=self.request.hostname or "")
+    pipeline.run(job_id, job_store(patient=True), settings, get_classifier(), worker=self.request.hostname or "")
 
 
 @app.task(name=SEARCH, base=_SearchTask)
 def search_youtube(search_id: str) -> None:
-    store = JobStore.connect(settings.redis_url, settings.job_ttl_s, retry_s=settings.redis_retry_s)
+    store = job_store(patient=True)
     record = store.get("search", search_id)
     if record is None or jobs.is_finished(record):
         return

@@ -164,16 +164,16 @@ class GenreClassifier:
     def patch_logits(self, patches: torch.Tensor,
                      progress: Progress | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Genre logits (before temperature) and tag probabilities of any number of log-mel patches
-        (segments, 187, 96), run ``batch_size`` at a time on this classifier's device, and left there;
-        ``progress(done, total)`` follows the segments."""
+        (segments, 187, 96), run ``batch_size`` at a time on this classifier's device and brought back
+        to the CPU batch by batch, so ``progress(done, total)`` follows the device's finished work."""
         total = len(patches)
         logit_parts, tag_parts = [], []
         if progress:
             progress(0, total)
         for first in range(0, total, self.batch_size):
             logits, tags = self.segment_logits(patches[first:first + self.batch_size].to(self.device))
-            logit_parts.append(logits)
-            tag_parts.append(tags)
+            logit_parts.append(logits.cpu())
+            tag_parts.append(tags.cpu())
             if progress:
                 progress(min(first + self.batch_size, total), total)
         return torch.cat(logit_parts), torch.cat(tag_parts)
@@ -189,7 +189,7 @@ class GenreClassifier:
         """Genre probabilities (segments, genres), as served, and tag probabilities (segments, tags) of
         precomputed log-mel patches: what ``predict`` gives for the audio they came from."""
         logits, tags = self.patch_logits(patches, progress)
-        return self.genre_probabilities(logits).cpu().numpy(), tags.cpu().numpy()
+        return self.genre_probabilities(logits).numpy(), tags.numpy()
 
     @torch.inference_mode()
     def predict(self, audio: np.ndarray, progress: Progress | None = None) -> Prediction:

@@ -16,6 +16,11 @@ def youtube(video_id: str) -> str:
     return f"youtube:{video_id}"
 
 
+def youtube_url(video_id: str) -> str:
+    """The one link the service uses for a YouTube video (no playlist or tracking parameters)."""
+    return f"https://www.youtube.com/watch?v={video_id}"
+
+
 def upload(sha256_hex: str) -> str:
     return f"sha256:{sha256_hex}"
 
