@@ -4,10 +4,12 @@ from __future__ import annotations
 import logging
 
 import redis
-from kombu.exceptions import OperationalError
 from flask import Flask, current_app, jsonify, request
 from gunicorn.http.errors import NoMoreData, ParseException
+from kombu.exceptions import OperationalError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
+
+from api.context import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +69,7 @@ def register(app: Flask) -> None:
     def _redis_down(error: redis.RedisError):
         log.error("job store unreachable: %s", error)
         return error_response(503, "unavailable", "The job store is unreachable; try again shortly.",
-                              {"Retry-After": str(current_app.config["SETTINGS"].unavailable_retry_after_s)})
+                              {"Retry-After": str(get_settings().unavailable_retry_after_s)})
 
     @app.errorhandler(ParseException)
     @app.errorhandler(NoMoreData)
