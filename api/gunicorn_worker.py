@@ -49,7 +49,6 @@ LINGER_S = 2.0
 _REFUSALS = {
     400: ("bad_request", "The request is not valid HTTP: its request line or a header (such as Host) is malformed."),
     403: ("forbidden", "The request is not allowed from this address."),
-    408: ("request_timeout", "The request arrived too slowly."),
     414: ("uri_too_long", "The request's address is too long."),
     417: ("expectation_failed", "The request's Expect header cannot be met."),
     431: ("headers_too_large", "The request's headers are too many or too large."),
@@ -99,7 +98,7 @@ class Deadlines:
     @classmethod
     def from_settings(cls, settings: Settings, keepalive_s: float) -> "Deadlines":
         return cls(settings.header_timeout_s, settings.read_timeout_s, settings.upload_grace_s,
-                   settings.min_upload_kb_s * 1000, keepalive_s or settings.read_timeout_s)
+                   settings.min_upload_kb_s * 1000, keepalive_s)
 
 
 class GuardedSocket:
@@ -109,10 +108,10 @@ class GuardedSocket:
     (from then on, its body), ``served()`` once its response is out (then idle until the next
     request's first byte). Everything else is passed to the socket underneath."""
 
-    def __init__(self, sock, deadlines: Deadlines, log: logging.Logger | None = None, clock=time.monotonic):
-        self._sock, self._deadlines, self._log, self._clock = sock, deadlines, log, clock
+    def __init__(self, sock, deadlines: Deadlines, log: logging.Logger):
+        self._sock, self._deadlines, self._log = sock, deadlines, log
         # A new connection: its first request's headers are due HEADER_TIMEOUT_S from now.
-        self._head_due: float | None = clock() + deadlines.header_s
+        self._head_due: float | None = time.monotonic() + deadlines.header_s
         self._head_bytes = 0
         self._req = None
         self._body_start: float | None = None
@@ -126,7 +125,7 @@ class GuardedSocket:
         return getattr(self._sock, name)
 
     def serving(self, req) -> None:
-        self._req, self._body_start, self._body_bytes, self._answered = req, self._clock(), 0, False
+        self._req, self._body_start, self._body_bytes, self._answered = req, time.monotonic(), 0, False
         self._head_due, self._head_bytes = None, 0
 
     def served(self) -> None:
@@ -138,65 +137,68 @@ class GuardedSocket:
     def recv(self, size: int, flags: int = 0) -> bytes:
         if self.cut:
             raise SlowClient(self.cut, answerable=False)
-        budget, message = self._budget()
+        budget, reason = self._budget()
         try:
             if budget <= 0:
                 raise TimeoutError
             self._sock.settimeout(budget)
             data = self._sock.recv(size, flags)
         except TimeoutError:  # socket.timeout
-            if message is None:  # nothing of a request yet: closed quietly, as at its end
+            if reason is None:  # nothing of a request yet: closed quietly, as at its end
                 return b""
-            self._cut_off(message)
+            self._cut_off(self._message(reason))
         self._count(len(data))
         return data
 
     def _budget(self) -> tuple[float, str | None]:
-        """Seconds the next read may wait, and what to say if it waits that long for nothing
-        (None: there is no request to answer)."""
-        d, now = self._deadlines, self._clock()
-        stalled = f"The request stalled: nothing arrived for {d.read_s:g} s."
+        """Seconds the next read may wait, and which deadline that is ("stalled", "slow" or
+        "headers"; None: there is no request to answer). Runs on every read, so no text is made here."""
+        d, now = self._deadlines, time.monotonic()
         if self._body_start is not None:
-            budget, message = d.read_s, stalled
+            budget, reason = d.read_s, "stalled"
             if d.min_bytes_per_s:
                 # At time t past the grace, at least min_rate * (t - start) bytes must be in.
                 due = self._body_start + max(d.grace_s, self._body_bytes / d.min_bytes_per_s)
                 if due - now < budget:
-                    budget = due - now
-                    message = (f"The upload was slower than {d.min_bytes_per_s / 1000:g} kB/s "
-                               f"on average after {d.grace_s:g} s.")
-            return budget, message
+                    budget, reason = due - now, "slow"
+            return budget, reason
         if self._head_due is None:  # kept alive, waiting for the next request
             return d.idle_s, None
         budget = min(d.read_s, self._head_due - now)
         if not self._head_bytes:  # nothing of a request yet: nothing to answer
             return budget, None
-        if budget < d.read_s:
-            return budget, f"The request's headers did not all arrive within {d.header_s:g} s."
-        return budget, stalled
+        return budget, "headers" if budget < d.read_s else "stalled"
+
+    def _message(self, reason: str) -> str:
+        d = self._deadlines
+        if reason == "slow":
+            return f"The upload was slower than {d.min_bytes_per_s / 1000:g} kB/s on average after {d.grace_s:g} s."
+        if reason == "headers":
+            return f"The request's headers did not all arrive within {d.header_s:g} s."
+        return f"The request stalled: nothing arrived for {d.read_s:g} s."
 
     def _count(self, n: int) -> None:
         if self._body_start is not None:
             self._body_bytes += n
             return
         if n and self._head_due is None:  # the first byte of the next request on a kept-alive connection
-            self._head_due = self._clock() + self._deadlines.header_s
+            self._head_due = time.monotonic() + self._deadlines.header_s
         self._head_bytes += n
 
     def _cut_off(self, message: str):
         self.cut, self.linger = message, True
         if self._req is not None:
             self._req.must_close = True  # gunicorn then answers "Connection: close" and closes
-        if self._log:
-            with contextlib.suppress(OSError):
-                self._log.info("slow client %s cut off: %s", self._sock.getpeername()[0], message)
+        with contextlib.suppress(OSError):
+            self._log.info("slow client %s cut off: %s", self._sock.getpeername()[0], message)
         raise SlowClient(message, answerable=not self._answered)
 
     # --- writing
 
-    def _write(self, call, *args):
-        """``call`` (a write of the socket underneath), with READ_TIMEOUT_S for the client to take it."""
-        self._answered = True
+    def _write(self, call, *args, final: bool = True):
+        """``call`` (a write of the socket underneath), with READ_TIMEOUT_S for the client to take it.
+        ``final``: part of the response (not an interim 100 Continue), so a later cut cannot answer."""
+        self._answered = self._answered or final
         self._sock.settimeout(self._deadlines.read_s)
         try:
             return call(*args)
@@ -204,7 +206,8 @@ class GuardedSocket:
             self._cut_off(f"The client took no response bytes for {self._deadlines.read_s:g} s.")
 
     def send(self, data, flags: int = 0) -> int:
-        return self._write(self._sock.send, data, flags)
+        # gunicorn sends its "100 Continue" (the client's Expect: 100-continue) this way.
+        return self._write(self._sock.send, data, flags, final=bytes(data[:10]) != b"HTTP/1.1 1")
 
     def sendall(self, data, flags: int = 0) -> None:
         self._write(self._sock.sendall, data, flags)
@@ -238,12 +241,13 @@ class ApiWorker(GeventWorker):
     """gunicorn's gevent worker, each connection read and written through a GuardedSocket."""
 
     def init_process(self):
-        self.deadlines = Deadlines.from_settings(Settings.from_env(), self.cfg.keepalive)
         util.write_error = write_json_error  # see the module's docstring
         super().init_process()
 
     def load_wsgi(self):
         super().load_wsgi()
+        # The application's own settings (api.create_app read them), so both keep the same limits.
+        self.deadlines = Deadlines.from_settings(self.wsgi.config["SETTINGS"], self.cfg.keepalive)
         self.wsgi = answer_cut_requests(self.wsgi)
 
     def timeout_ctx(self):

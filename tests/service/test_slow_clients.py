@@ -106,6 +106,15 @@ def test_an_upload_that_stops_sending_is_cut_off_with_408_after_the_read_timeout
     assert stalled.answered_at - stalled.opened_at <= READ_TIMEOUT_S + SLACK_S
 
 
+def test_an_upload_that_asked_to_continue_and_stops_sending_is_still_answered_408(strict_api):
+    # curl sends "Expect: 100-continue" with bodies over 1 MB; gunicorn's interim "100 Continue"
+    # is no answer, so the stall that follows still gets its 408.
+    head = upload_head(len(UPLOAD_BODY)).replace(b"\r\n\r\n", b"\r\nExpect: 100-continue\r\n\r\n")
+    stalled = exchange(strict_api, head + UPLOAD_BODY[:100], timeout=READ_TIMEOUT_S + SLACK_S + 2)
+    interim, _, final = stalled.response.partition(b"\r\n\r\n")
+    assert (interim.split()[1], final.split()[1]) == (b"100", b"408")
+
+
 def test_headers_that_trickle_are_cut_off_with_408_after_the_header_timeout(strict_api):
     with Tricklers(strict_api, 1, b"", upload_head(), interval=0.5) as slow:
         while slow.open and time.monotonic() - slow.connections[0].opened_at < HEADER_TIMEOUT_S + SLACK_S + 2:
