@@ -24,10 +24,9 @@ def healthz():
 @bp.get("/readyz")
 def readyz():
     try:
-        get_redis().ping()
+        workers = len(registry.live_workers(get_redis()))
     except redis.RedisError as error:
         log.warning("not ready: redis unreachable: %s", error)
         return jsonify({"status": "unavailable", "redis": "unreachable", "workers": 0}), 503
-    workers = len(registry.live_workers(get_redis()))
     body = {"status": "ok" if workers else "unavailable", "redis": "ok", "workers": workers}
     return jsonify(body), 200 if workers else 503

@@ -139,7 +139,7 @@ def _clean_title(filename: str | None) -> str:
 
     Only ever shown, never a path (the stored file is named by the job id), so a '/' stays: AC/DC."""
     title = _UNPRINTABLE.sub("", filename or "").strip()
-    stem, dot, extension = title.rpartition(".")
+    stem, _, extension = title.rpartition(".")
     if stem and extension.isascii() and extension.isalnum() and len(extension) <= 5:
         title = stem
     return title[:200]

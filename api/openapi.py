@@ -22,6 +22,7 @@ def document() -> dict:
     return json.loads(DOCUMENT.read_text())
 
 
+@lru_cache(maxsize=4)
 def with_limits(max_search_results: int, max_search_query_chars: int) -> dict:
     """The document with a deployment's search limits in its schema."""
     served = copy.deepcopy(document())
