@@ -31,6 +31,5 @@ def succeed_from_cache(store: JobStore, job_id: str, source: dict, cached: dict)
     total = len(cached["result"]["segments"])
     source = {**source, "title": source.get("title") or cached["source"].get("title"),
               "duration_s": cached["source"].get("duration_s")}
-    store.update("job", job_id, cached=True)
-    return store.succeed("job", job_id, result=cached["result"], source=source,
+    return store.succeed("job", job_id, cached=True, result=cached["result"], source=source,
                          progress={"done": total, "total": total})
