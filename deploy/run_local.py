@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -50,21 +50,23 @@ class Child:
     started: float = 0.0
     quick_exits: int = 0
     restart_at: float | None = None
-    kwargs: dict = field(default_factory=dict)
+    quiet: bool = False  # its standard output thrown away (redis-server's banner)
 
     def start(self) -> None:
-        self.proc, self.started, self.restart_at = start(self.command, **self.kwargs), time.monotonic(), None
+        # A session of its own: Ctrl-C reaches only this launcher, which then stops the
+        # children in order, rather than every child at once.
+        self.proc = subprocess.Popen(self.command, cwd=REPO, start_new_session=True,
+                                     stdout=subprocess.DEVNULL if self.quiet else None)
+        self.started, self.restart_at = time.monotonic(), None
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
 
-def redis_command(settings: Settings, data: Path) -> list[str]:
-    parts = urlsplit(settings.redis_url)
+def redis_command(port: int, data: Path, appendfsync: str) -> list[str]:
     # The append-only file makes an accepted job outlive a Redis crash (docs/operations.md, "What survives which failure").
-    return ["redis-server", "--port", str(parts.port or 6379), "--bind", "127.0.0.1", "--dir", str(data),
-            "--appendonly", "yes", "--appendfsync", settings.redis_appendfsync, "--save", "",
-            "--maxmemory-policy", "noeviction"]
+    return ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
+            "--appendonly", "yes", "--appendfsync", appendfsync, "--save", "", "--maxmemory-policy", "noeviction"]
 
 
 def say_which_redis(url: str) -> None:
@@ -82,28 +84,23 @@ def say_which_redis(url: str) -> None:
 
 def start_redis(settings: Settings) -> Child:
     parts = urlsplit(settings.redis_url)
+    port = parts.port or 6379
     if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
         sys.exit(f"No Redis answers at {settings.redis_url}, and it is not on this machine to start one.")
     if not shutil.which("redis-server"):
         sys.exit("redis-server is not installed: run `make install` (it installs it with apt).")
     data = settings.storage_dir.resolve().parent / "redis"
     data.mkdir(parents=True, exist_ok=True)
-    child = Child("redis-server", redis_command(settings, data), kwargs={"stdout": subprocess.DEVNULL})
+    child = Child("redis-server", redis_command(port, data, settings.redis_appendfsync), quiet=True)
     child.start()
     deadline = time.monotonic() + 10
     while not redis_answers(settings.redis_url):
         if not child.running() or time.monotonic() > deadline:
             stop_all([child])
-            sys.exit(f"redis-server did not start on port {parts.port or 6379}.")
+            sys.exit(f"redis-server did not start on port {port}.")
         time.sleep(0.1)
-    print(f"started redis-server on port {parts.port or 6379} (data in {data})", flush=True)
+    print(f"started redis-server on port {port} (data in {data})", flush=True)
     return child
-
-
-def start(command: list[str], **kwargs) -> subprocess.Popen:
-    # A session of its own: Ctrl-C reaches only this launcher, which then stops the
-    # children in order, rather than every child at once.
-    return subprocess.Popen(command, cwd=REPO, start_new_session=True, **kwargs)
 
 
 def stop_all(children: list[Child]) -> None:
