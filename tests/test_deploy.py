@@ -291,13 +291,17 @@ def nginx_binary() -> str:
     pytest.fail("no nginx binary: `make test-tools` unpacks Debian's into build/nginx")
 
 
+def copy_mime_types(folder: Path) -> None:
+    """As in the image: mime.types beside nginx.conf (the unpacked Debian one, else the system's)."""
+    mime = NGINX_UNPACKED / "etc" / "nginx" / "mime.types"
+    shutil.copy(mime if mime.is_file() else Path("/etc/nginx/mime.types"), folder / "mime.types")
+
+
 def test_nginx_config_passes_nginx_t(tmp_path):
     binary = nginx_binary()
-    mime = NGINX_UNPACKED / "etc" / "nginx" / "mime.types"
-    mime = mime if mime.is_file() else Path("/etc/nginx/mime.types")
     # As in the image: nginx.conf with mime.types beside it.
     shutil.copy(NGINX_CONF, tmp_path / "nginx.conf")
-    shutil.copy(mime, tmp_path / "mime.types")
+    copy_mime_types(tmp_path)
     result = subprocess.run([binary, "-t", "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path)],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
@@ -574,8 +578,7 @@ def web(tmp_path, request):
         assert old in conf, old
         conf = conf.replace(old, new)
     (tmp_path / "nginx.conf").write_text(conf)
-    mime = NGINX_UNPACKED / "etc" / "nginx" / "mime.types"
-    shutil.copy(mime if mime.is_file() else "/etc/nginx/mime.types", tmp_path / "mime.types")
+    copy_mime_types(tmp_path)
     proc = subprocess.Popen([nginx_binary(), "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path),
                              "-g", "daemon off;"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:

@@ -95,13 +95,8 @@ def test_the_rule_reader_resolves_relative_imports(tmp_path, monkeypatch):
     assert _imported_names(package / "sneaky.py") >= {"shared.engine.inference", "shared.service"}
 
 
-@pytest.mark.parametrize("module", _modules("shared/service"))
-def test_no_service_module_reaches_torch(module):
-    assert "torch" not in reaches(module)
-
-
-@pytest.mark.parametrize("module", _modules("api"))
-def test_no_api_module_reaches_torch(module):
+@pytest.mark.parametrize("module", _modules("shared/service") + _modules("api"))
+def test_no_service_or_api_module_reaches_torch(module):
     assert "torch" not in reaches(module)
 
 
