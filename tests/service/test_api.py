@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from openapi_spec_validator import validate as validate_spec
-from stack import ARTIFACTS, REPO, assert_conforms, finished, free_port, start_worker, stop, wait_for
+from stack import ARTIFACTS, REPO, assert_conforms, finished, free_port, start_redis, start_worker, stop, wait_for
 from workers import successes
 
 from api import create_app
@@ -55,8 +55,6 @@ def test_readyz_is_503_when_redis_is_unreachable():
 
 
 def test_readyz_is_503_when_no_worker_is_alive(tmp_path):
-    from stack import start_redis
-
     proc, url = start_redis(tmp_path)
     try:
         response = create_app(Settings(redis_url=url)).test_client().get("/readyz")
@@ -65,7 +63,7 @@ def test_readyz_is_503_when_no_worker_is_alive(tmp_path):
         stop(proc)
 
 
-def test_submissions_answer_503_when_redis_is_unreachable(audio_file):
+def test_submissions_answer_503_when_redis_is_unreachable():
     client = create_app(Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0")).test_client()
     response = client.post("/api/v1/jobs", json={"url": "https://youtu.be/dQw4w9WgXcQ"})
     assert response.status_code == 503 and response.get_json()["error"]["code"] == "unavailable"

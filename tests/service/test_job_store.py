@@ -22,13 +22,13 @@ def store(settings):
     store.redis.flushdb()
 
 
-def test_a_new_record_is_queued_and_expires_after_the_ttl(store, settings):
+def test_a_new_record_is_queued_and_expires_after_the_ttl(store):
     record = store.create("job", source={"kind": "upload"})
     assert store.get("job", record["id"])["status"] == "queued"
     assert 90 < store.redis.ttl(f"genre:job:{record['id']}") <= 100
 
 
-def test_a_record_is_finished_only_once(store, settings):
+def test_a_record_is_finished_only_once(store):
     record = store.create("job")
     assert store.succeed("job", record["id"], result={"top5": []})
     assert not store.fail("job", record["id"], "internal", "late duplicate")
@@ -36,7 +36,7 @@ def test_a_record_is_finished_only_once(store, settings):
     assert stored["status"] == "succeeded" and "error" not in stored
 
 
-def test_progress_after_the_end_is_ignored(store, settings):
+def test_progress_after_the_end_is_ignored(store):
     record = store.create("job")
     store.update("job", record["id"], stage="analyzing", progress={"done": 1, "total": 4})
     store.succeed("job", record["id"], progress={"done": 4, "total": 4})
@@ -45,7 +45,7 @@ def test_progress_after_the_end_is_ignored(store, settings):
     assert stored["stage"] == "done" and stored["progress"] == {"done": 4, "total": 4}
 
 
-def test_updates_do_not_bring_back_an_expired_record(store, settings):
+def test_updates_do_not_bring_back_an_expired_record(store):
     store.update("job", "0" * 32, stage="analyzing")
     assert store.get("job", "0" * 32) is None and not store.redis.exists(f"genre:job:{'0' * 32}")
 
@@ -55,7 +55,7 @@ def test_malformed_ids_are_unknown(store, bad_id):
     assert store.get("job", bad_id) is None
 
 
-def test_cached_results_are_keyed_by_model_version_and_content(store, settings):
+def test_cached_results_are_keyed_by_model_version_and_content(store):
     cache.remember_result(store, "v1", "sha256:abc", {"result": {"top5": ["x"]}})
     assert cache.cached_result(store, "v1", "sha256:abc") == {"result": {"top5": ["x"]}}
     assert cache.cached_result(store, "v2", "sha256:abc") is None
