@@ -8,7 +8,7 @@ import sys
 import urllib.error
 from pathlib import Path
 
-from stack import REPO, http_json, upload, wait_for
+from stack import REPO, http_json, upload, wait_for, wait_serving
 from workers import children_of
 
 from shared.service.jobs import FINISHED
@@ -24,14 +24,9 @@ def launch(folder: Path, port: int, redis_port: int, log: Path) -> subprocess.Po
     log.parent.mkdir(parents=True, exist_ok=True)
     launcher = subprocess.Popen([sys.executable, "deploy/run_local.py"], cwd=REPO, env=env,
                                 stdout=open(log, "a"), stderr=subprocess.STDOUT)
-
-    def ready():
-        try:
-            return http_json(f"http://127.0.0.1:{port}/readyz")[0] == 200
-        except (urllib.error.URLError, ConnectionError):
-            return launcher.poll() is not None
-    wait_for(ready, 90, "the embedded service to be ready", interval=0.3)
-    assert launcher.poll() is None, log.read_text()
+    # SIGTERM stops it as Ctrl-C does: its children in order, each allowed up to 30 s.
+    wait_serving(launcher, f"http://127.0.0.1:{port}/readyz", 90, log, "the embedded service to be ready",
+                 interval=0.3, stop_timeout=90)
     return launcher
 
 

@@ -99,10 +99,10 @@ def start_worker(env: dict, name: str, log: Path, youtube_replay: bool = True,
         start_new_session=own_session)
 
 
-def stop(proc: subprocess.Popen) -> None:
+def stop(proc: subprocess.Popen, timeout: float = 20) -> None:
     proc.terminate()
     try:
-        proc.wait(20)
+        proc.wait(timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
@@ -119,19 +119,26 @@ def start_api(env: dict, log: Path, port: int | None = None, workers: int = 1,
          "--workers", str(workers), *options],
         cwd=REPO, env={**os.environ, **env}, stdout=open(log, "a"), stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}/"
+    wait_serving(proc, base + "healthz", 30, log, "gunicorn")
+    return proc, base
 
+
+def wait_serving(proc: subprocess.Popen, url: str, timeout: float, log: Path, what: str,
+                 interval: float = 0.2, stop_timeout: float = 20) -> None:
+    """Waits until ``url`` answers 200 while ``proc`` runs (its output in ``log``, shown if it
+    exits). A process that exits or never becomes ready is stopped (SIGTERM, ``stop_timeout`` s
+    before SIGKILL): it must not outlive the test."""
     def ready():
         try:
-            return http_json(base + "healthz")[0] == 200
+            return http_json(url)[0] == 200
         except (urllib.error.URLError, ConnectionError):
             return proc.poll() is not None
     try:
-        wait_for(ready, 30, "gunicorn", interval=0.2)
+        wait_for(ready, timeout, what, interval=interval)
         assert proc.poll() is None, log.read_text()
     except BaseException:
-        stop(proc)  # one that never became ready must not outlive the test
+        stop(proc, stop_timeout)
         raise
-    return proc, base
 
 
 def upload(base: str, path: Path) -> dict:
