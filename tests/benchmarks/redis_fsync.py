@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -22,26 +21,27 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO), str(REPO / "tests" / "support")]
 
-from stack import free_port, stop, wait_for  # noqa: E402
+from pollers import percentile  # noqa: E402
+from stack import start_redis, stop  # noqa: E402
 
 from shared.service.jobs import JobStore  # noqa: E402
 from shared.service.settings import Settings  # noqa: E402
 
-MODES = {"no AOF": ["--appendonly", "no"],
-         "AOF everysec": ["--appendonly", "yes", "--appendfsync", "everysec"],
-         "AOF always": ["--appendonly", "yes", "--appendfsync", "always"]}
+# The append-only file's fsync policy (stack.start_redis's appendfsync); None: no append-only file.
+MODES = {"no AOF": None, "AOF everysec": "everysec", "AOF always": "always"}
 
 
-def measure(mode: list[str], total: int, clients: int) -> tuple[float, float, float]:
+def measure(appendfsync: str | None, total: int, clients: int) -> tuple[float, float, float]:
     """(creations per second, median ms, p99 ms)."""
     folder = Path(tempfile.mkdtemp(prefix="fsync-"))
-    port = free_port()
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--dir", str(folder), *mode], stdout=subprocess.DEVNULL)
     try:
-        settings = Settings(redis_url=f"redis://127.0.0.1:{port}/0")
+        proc, url = start_redis(folder, appendfsync=appendfsync)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    try:
+        settings = Settings(redis_url=url)
         r = JobStore.connect(settings.redis_url, settings.job_ttl_s)
-        wait_for(lambda: _pings(r), 10, "redis-server")
         latencies: list[float] = []
 
         def client(n: int) -> None:
@@ -57,19 +57,10 @@ def measure(mode: list[str], total: int, clients: int) -> tuple[float, float, fl
         for thread in threads:
             thread.join()
         elapsed = time.perf_counter() - began
-        latencies.sort()
-        return (len(latencies) / elapsed, statistics.median(latencies) * 1000,
-                latencies[int(0.99 * len(latencies))] * 1000)
+        return (len(latencies) / elapsed, statistics.median(latencies) * 1000, percentile(latencies, 99) * 1000)
     finally:
         stop(proc)
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def _pings(r) -> bool:
-    try:
-        return r.ping()
-    except Exception:
-        return False
 
 
 def main() -> None:

@@ -114,7 +114,7 @@ class Drill:
     def __init__(self, tmp_path, **env):
         self.folder = tmp_path / "redis"
         self.folder.mkdir()
-        self.redis, url = start_redis(self.folder, durable=True)
+        self.redis, url = start_redis(self.folder, appendfsync="always")
         self.port = int(url.rsplit(":", 1)[1].split("/")[0])
         self.env = {"REDIS_URL": url, "STORAGE_DIR": str(tmp_path / "uploads"), "WORK_DIR": str(tmp_path / "work"),
                     "RATE_LIMIT_PER_MINUTE": "0", "TORCH_THREADS": "1", **env}
@@ -149,7 +149,7 @@ class Drill:
         self.redis.wait(30)
 
     def start_redis_again(self) -> None:
-        self.redis, _ = start_redis(self.folder, port=self.port, durable=True)
+        self.redis, _ = start_redis(self.folder, port=self.port, appendfsync="always")
 
     def runs_to_the_end(self, job_id: str) -> int:
         """How many times a worker analysed the job to its end (the store keeps one result)."""

@@ -60,13 +60,15 @@ def wait_for(check, timeout: float, what: str, interval: float = 0.1):
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-def start_redis(directory: Path, port: int | None = None, durable: bool = False) -> tuple[subprocess.Popen, str]:
-    """A redis-server with its files in ``directory``; ``durable``: with the append-only file
-    `make up` uses, so starting it again on the same folder and port brings back what it held."""
+def start_redis(directory: Path, port: int | None = None,
+                appendfsync: str | None = None) -> tuple[subprocess.Popen, str]:
+    """A redis-server with its files in ``directory``; with ``appendfsync`` ("always", as `make up`
+    runs it by default, or "everysec"), the append-only file fsynced that way, so starting it again
+    on the same folder and port brings back what it held; without, no append-only file."""
     if not shutil.which("redis-server"):
         pytest.fail("redis-server is not installed; `make install` installs it")
     port = port or free_port()
-    aof = ["--appendonly", "yes", "--appendfsync", "always"] if durable else ["--appendonly", "no"]
+    aof = ["--appendonly", "yes", "--appendfsync", appendfsync] if appendfsync else ["--appendonly", "no"]
     proc = subprocess.Popen(
         ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", *aof,
          "--dir", str(directory)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
@@ -78,7 +80,11 @@ def start_redis(directory: Path, port: int | None = None, durable: bool = False)
         except redis.ConnectionError:
             return False
 
-    wait_for(answers, 10, "redis-server")
+    try:
+        wait_for(answers, 10, "redis-server")
+    except BaseException:
+        stop(proc)
+        raise
     return proc, f"redis://127.0.0.1:{port}/0"
 
 
