@@ -3,13 +3,12 @@ Redis (append-only file, as `make up` runs it) and real workers."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import time
 
 import pytest
 from stack import ARTIFACTS, finished, start_redis, start_worker, stop, wait_for
-from workers import leftover_files, live_names, stop_group
+from workers import kill_group, leftover_files, start_workers, stop_group
 
 from conftest import make_audio
 from shared.service import registry
@@ -33,7 +32,7 @@ def own_redis(tmp_path_factory):
 def bare_store(own_redis):
     settings = Settings(redis_url=own_redis)
     store = JobStore.connect(settings.redis_url, settings.job_ttl_s)
-    yield settings, store
+    yield store
     store.redis.flushdb()
 
 
@@ -50,40 +49,40 @@ def turns(store, *times: float) -> list[tuple[str, str]]:
 
 
 def test_a_job_in_no_queue_and_on_no_worker_is_queued_again_after_the_grace(bare_store):
-    settings, store = bare_store
+    store = bare_store
     record = store.create("job")
     assert turns(store, 1000, 1005, 1010) == [("job", record["id"])]
 
 
 def test_a_lost_job_is_not_queued_again_before_the_grace_has_passed(bare_store):
-    settings, store = bare_store
+    store = bare_store
     store.create("job")
     assert turns(store, 1000, 1005, 1009) == []
 
 
 def test_a_job_waiting_in_the_queue_is_left_alone(bare_store):
-    settings, store = bare_store
+    store = bare_store
     record = store.create("job")
     store.redis.lpush(QUEUE, json.dumps({"headers": {"id": record["id"]}, "body": ""}))
     assert turns(store, 1000, 1005, 1010, 1015) == []
 
 
 def test_a_job_held_by_a_live_worker_is_left_alone(bare_store):
-    settings, store = bare_store
+    store = bare_store
     record = store.create("job")
     registry.beat(store.redis, "w1@host", {"name": "w1@host", "held": [record["id"]]}, 5)
     assert turns(store, 1000, 1005, 1010, 1015) == []
 
 
 def test_a_finished_job_leaves_the_open_set(bare_store):
-    settings, store = bare_store
+    store = bare_store
     record = store.create("job")
     store.succeed("job", record["id"], result={})
     assert store.open_records() == []
 
 
 def test_an_expired_record_leaves_the_open_set_without_being_queued(bare_store):
-    settings, store = bare_store
+    store = bare_store
     record = store.create("job")
     store.redis.delete(f"genre:job:{record['id']}")
     assert (turns(store, 1000), store.open_records()) == ([], [])
@@ -92,13 +91,13 @@ def test_an_expired_record_leaves_the_open_set_without_being_queued(bare_store):
 def test_what_was_seen_before_a_long_pause_in_turns_does_not_count(bare_store):
     # Between the turns Redis was away, or no worker ran: heartbeats lapsed, so a job's holder
     # may not have said so again yet.
-    settings, store = bare_store
+    store = bare_store
     store.create("job")
     assert turns(store, 1000, 1100) == []
 
 
 def test_a_job_queued_again_says_it_is_queued(bare_store):
-    settings, store = bare_store
+    store = bare_store
     record = store.create("job")
     store.update("job", record["id"], status="running", stage="analyzing")
     turns(store, 1000, 1005, 1010)
@@ -115,19 +114,23 @@ class Drill:
         self.folder = tmp_path / "redis"
         self.folder.mkdir()
         self.redis, url = start_redis(self.folder, appendfsync="always")
-        self.port = int(url.rsplit(":", 1)[1].split("/")[0])
-        self.env = {"REDIS_URL": url, "STORAGE_DIR": str(tmp_path / "uploads"), "WORK_DIR": str(tmp_path / "work"),
-                    "RATE_LIMIT_PER_MINUTE": "0", "TORCH_THREADS": "1", **env}
-        self.settings = Settings.from_env(self.env)
-        self.store = JobStore.connect(self.settings.redis_url, self.settings.job_ttl_s)
-        self.log = ARTIFACTS / f"drill-{tmp_path.name}.log"
-        self.worker = start_worker(self.env, f"drill-{tmp_path.name}@%h", self.log, youtube_replay=False,
-                                   own_session=True)
-        wait_for(lambda: self.worker.poll() is not None or live_names(self.store), 90, "the drill worker")
-        assert self.worker.poll() is None, self.log.read_text()
-        from api import create_app
+        self.worker = None
+        try:
+            self.port = int(url.rsplit(":", 1)[1].split("/")[0])
+            self.env = {"REDIS_URL": url, "STORAGE_DIR": str(tmp_path / "uploads"),
+                        "WORK_DIR": str(tmp_path / "work"), "RATE_LIMIT_PER_MINUTE": "0", "TORCH_THREADS": "1", **env}
+            self.settings = Settings.from_env(self.env)
+            self.store = JobStore.connect(self.settings.redis_url, self.settings.job_ttl_s)
+            # A literal name (no %h): start_workers waits for this name's heartbeat. Its log is self.log.
+            self.name = f"drill-{tmp_path.name}@test"
+            self.log = ARTIFACTS / f"drill-{tmp_path.name}.log"
+            self.worker = start_workers(self.env, [self.name], ARTIFACTS, self.store)[self.name]
+            from api import create_app
 
-        self.client = create_app(self.settings).test_client()
+            self.client = create_app(self.settings).test_client()
+        except BaseException:
+            self.close()  # a Redis (and worker) of a drill that never started must not outlive the test
+            raise
 
     def upload(self, path) -> str:
         with open(path, "rb") as f:
@@ -158,7 +161,8 @@ class Drill:
                    for log in logs if log.exists())
 
     def close(self) -> None:
-        stop_group(self.worker)
+        if self.worker is not None:
+            stop_group(self.worker)
         stop(self.redis)
 
 
@@ -199,26 +203,19 @@ def test_a_worker_that_loses_redis_for_longer_than_it_waits_hands_the_job_back_a
     job_id = d.long_job_under_analysis(tmp_path)
     d.kill_redis(signal.SIGTERM)
     d.wait_until_handed_back()
+    # The upload is kept while its job waits to be run again.
+    assert [p.name for p in leftover_files(d.settings.storage_dir)] == [f"{job_id}.mp3"]
     d.start_redis_again()
     job = finished(d.client, f"/api/v1/jobs/{job_id}", timeout=180)
     assert (job["status"], job["attempt"]) == ("succeeded", 2)
 
 
-def test_an_upload_is_kept_while_its_job_waits_to_be_run_again(drill, tmp_path):
-    d = drill(REDIS_RETRY_S="1", ORPHAN_GRACE_S="2")
-    job_id = d.long_job_under_analysis(tmp_path)
-    d.kill_redis(signal.SIGTERM)
-    d.wait_until_handed_back()
-    assert [p.name for p in leftover_files(d.settings.storage_dir)] == [f"{job_id}.mp3"]
-
-
 def test_a_job_of_a_killed_worker_is_finished_exactly_once_by_the_next(drill, tmp_path):
     d = drill(ORPHAN_GRACE_S="2")
     job_id = d.long_job_under_analysis(tmp_path)
-    os.killpg(d.worker.pid, signal.SIGKILL)
-    d.worker.wait()
-    d.worker = start_worker(d.env, f"drill-{tmp_path.name}@%h", d.log.with_suffix(".2.log"), youtube_replay=False,
-                            own_session=True)
+    kill_group(d.worker)
+    # The same name, as a restarted container has (start_workers would wait for the dead one's heartbeat).
+    d.worker = start_worker(d.env, d.name, d.log.with_suffix(".2.log"), youtube_replay=False, own_session=True)
     assert finished(d.client, f"/api/v1/jobs/{job_id}", timeout=180)["status"] == "succeeded"
     assert d.runs_to_the_end(job_id) == 1
 
