@@ -10,44 +10,21 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import statistics
 import sys
 import time
-import urllib.request
-import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "tests" / "support")]
+
+from embedded import finished, submit  # noqa: E402
 
 from shared.engine.audio import decode  # noqa: E402
 from shared.engine.inference import GenreClassifier  # noqa: E402
-from shared.service.jobs import FINISHED  # noqa: E402
 from shared.service.settings import Settings  # noqa: E402
 
 INDEX = REPO.parent / "shared" / "data" / "gtzan" / "index.csv"
-
-
-def post_file(base: str, path: Path) -> str:
-    boundary = uuid.uuid4().hex
-    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{path.name}"\r\n\r\n'.encode()
-            + path.read_bytes() + f"\r\n--{boundary}--\r\n".encode())
-    request = urllib.request.Request(f"{base}/api/v1/jobs", data=body,
-                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return response.headers["Location"]
-
-
-def wait(base: str, location: str, timeout: float = 300) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with urllib.request.urlopen(base + location, timeout=30) as response:
-            job = json.loads(response.read())
-        if job["status"] in FINISHED:
-            return job
-        time.sleep(0.1)
-    raise TimeoutError(location)
 
 
 def main() -> int:
@@ -63,7 +40,7 @@ def main() -> int:
     same, worst, latencies, failed, cached, same_timeline = 0, 0.0, [], 0, 0, 0
     for path in files:
         started = time.monotonic()
-        job = wait(args.url, post_file(args.url, path))
+        job = finished(args.url, submit(args.url, path), timeout=300, interval=0.1)
         latencies.append(time.monotonic() - started)
         cached += bool(job.get("cached"))
         if job["status"] != "succeeded":

@@ -30,7 +30,7 @@ def launch(folder: Path, port: int, redis_port: int, log: Path) -> subprocess.Po
     return launcher
 
 
-def finished(base: str, location: str, timeout: float = 120) -> dict:
+def finished(base: str, location: str, timeout: float = 120, interval: float = 0.3) -> dict:
     """Polls a job through HTTP (riding out moments when the API is away) until it ends."""
     def done():
         try:
@@ -38,7 +38,7 @@ def finished(base: str, location: str, timeout: float = 120) -> dict:
         except (urllib.error.URLError, ConnectionError):
             return None
         return job if job.get("status") in FINISHED else None  # 503s while Redis is away
-    return wait_for(done, timeout, location, interval=0.3)
+    return wait_for(done, timeout, location, interval=interval)
 
 
 def ctrl_c(launcher: subprocess.Popen) -> int:
