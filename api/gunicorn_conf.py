@@ -9,8 +9,9 @@ the API image copies api/ and not deploy/, and ``python:api.gunicorn_conf`` find
 package imports, with no path to get wrong. Options on the command line override it: the image
 binds 0.0.0.0:8000, the tests a free port (and one process).
 
-Values come from shared/service/settings.py (Settings.from_env, the environment read once); the worker
-class, api/gunicorn_worker.py, reads the same settings for its deadlines.
+Values come from shared/service/settings.py (Settings.from_env, read once in the master); each
+worker process's app reads them as it is created (api.create_app), and the worker class,
+api/gunicorn_worker.py, takes its deadlines from that app's settings.
 """
 from shared.service.settings import Settings
 
