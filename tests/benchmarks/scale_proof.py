@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO), str(REPO / "tests" / "support")]
 
 from pollers import percentile, poll_for  # noqa: E402
-from stack import free_port, start_api, start_redis, stop, upload, wait_for  # noqa: E402
+from stack import free_port, stack_env, start_api, start_redis, stop, upload, wait_for  # noqa: E402
 from workers import (all_finished, kill_group, leftover_files, queue_state, start_workers,  # noqa: E402
                      stop_group, successes)
 
@@ -163,8 +163,7 @@ def main() -> int:
     shutil.rmtree(logs, ignore_errors=True)
     redis_proc, redis_url = start_redis(tmp)
     port = free_port()
-    env = {"REDIS_URL": redis_url, "STORAGE_DIR": str(tmp / "uploads"), "WORK_DIR": str(tmp / "work"),
-           "RATE_LIMIT_PER_MINUTE": "0", "TORCH_THREADS": "1", **LIMITS}
+    env = stack_env(tmp, redis_url, PRECISION=None, **LIMITS)
     settings = Settings.from_env(env)
     store = JobStore.connect(settings.redis_url, settings.job_ttl_s)
     long_song = tmp / "long.mp3"  # ten excerpts joined: 300 s, 100 segments

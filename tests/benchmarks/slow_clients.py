@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO), str(REPO / "tests" / "support")]
 
 from pollers import percentile, poll_for  # noqa: E402
-from stack import start_api, start_redis, stop  # noqa: E402
+from stack import stack_env, start_api, start_redis, stop  # noqa: E402
 from trickle import UPLOAD_BODY, Tricklers, upload_head  # noqa: E402
 
 SETUPS = {
@@ -144,8 +144,7 @@ def main() -> int:
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="slow-clients-"))
     redis_proc, redis_url = start_redis(tmp)
-    env = {"REDIS_URL": redis_url, "STORAGE_DIR": str(tmp / "uploads"), "WORK_DIR": str(tmp / "work"),
-           "RATE_LIMIT_PER_MINUTE": "0"}
+    env = stack_env(tmp, redis_url, TORCH_THREADS=None, PRECISION=None)
     print(f"{os.cpu_count()} CPU cores; {args.connections} uploads each sending its headers, then a byte every "
           f"{args.interval:g} s; probes one at a time on new connections, {args.probe_timeout:g} s allowed each; "
           f"deadlines as shipped (HEADER_TIMEOUT_S etc. unset)", flush=True)

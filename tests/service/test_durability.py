@@ -7,7 +7,7 @@ import signal
 import time
 
 import pytest
-from stack import ARTIFACTS, finished, start_redis, start_worker, stop, wait_for
+from stack import ARTIFACTS, finished, stack_env, start_redis, start_worker, stop, wait_for
 from workers import kill_group, leftover_files, start_workers, stop_group
 
 from conftest import make_audio
@@ -117,8 +117,7 @@ class Drill:
         self.worker = None
         try:
             self.port = int(url.rsplit(":", 1)[1].split("/")[0])
-            self.env = {"REDIS_URL": url, "STORAGE_DIR": str(tmp_path / "uploads"),
-                        "WORK_DIR": str(tmp_path / "work"), "RATE_LIMIT_PER_MINUTE": "0", "TORCH_THREADS": "1", **env}
+            self.env = stack_env(tmp_path, url, PRECISION=None, **env)
             self.settings = Settings.from_env(self.env)
             self.store = JobStore.connect(self.settings.redis_url, self.settings.job_ttl_s)
             # A literal name (no %h): start_workers waits for this name's heartbeat. Its log is self.log.

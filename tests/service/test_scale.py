@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from stack import ARTIFACTS, start_redis, stop, wait_for
+from stack import ARTIFACTS, stack_env, start_redis, stop, wait_for
 from workers import all_finished, kill_group, leftover_files, queue_state, start_workers, stop_group, successes
 
 from api import create_app
@@ -28,8 +28,7 @@ NAMES = ("scale-a@test", "scale-b@test")
 def scale(tmp_path_factory):
     base = tmp_path_factory.mktemp("scale")
     redis_proc, redis_url = start_redis(base)
-    env = {"REDIS_URL": redis_url, "STORAGE_DIR": str(base / "uploads"), "WORK_DIR": str(base / "work"),
-           "RATE_LIMIT_PER_MINUTE": "0", "TORCH_THREADS": "1", **LIMITS}
+    env = stack_env(base, redis_url, PRECISION=None, **LIMITS)
     settings = Settings.from_env(env)
     store = JobStore.connect(settings.redis_url, settings.job_ttl_s)
     logs = {name: ARTIFACTS / f"{name.split('@')[0]}.log" for name in NAMES}

@@ -8,7 +8,7 @@ import sys
 import urllib.error
 from pathlib import Path
 
-from stack import REPO, http_json, upload, wait_for, wait_serving
+from stack import REPO, http_json, stack_env, upload, wait_for, wait_serving
 from workers import children_of
 
 from shared.service.jobs import FINISHED
@@ -16,11 +16,7 @@ from shared.service.jobs import FINISHED
 
 def launch(folder: Path, port: int, redis_port: int, log: Path) -> subprocess.Popen:
     """The launcher with its data under ``folder``/var, once /readyz says it can work."""
-    env = {**os.environ, "PORT": str(port), "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-           "STORAGE_DIR": str(folder / "var" / "uploads"), "WORK_DIR": str(folder / "var" / "work"),
-           "TORCH_THREADS": "1", "RATE_LIMIT_PER_MINUTE": "0",
-           # Results are compared with the engine's float32; auto could time int8 faster on a busy machine.
-           "PRECISION": "fp32"}
+    env = {**os.environ, **stack_env(folder / "var", f"redis://127.0.0.1:{redis_port}/0", PORT=str(port))}
     log.parent.mkdir(parents=True, exist_ok=True)
     launcher = subprocess.Popen([sys.executable, "deploy/run_local.py"], cwd=REPO, env=env,
                                 stdout=open(log, "a"), stderr=subprocess.STDOUT)

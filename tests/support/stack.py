@@ -161,23 +161,31 @@ def redis_url(tmp_path_factory):
     stop(proc)
 
 
-@pytest.fixture(scope="session")
-def service_env(redis_url, tmp_path_factory) -> dict:
-    base = tmp_path_factory.mktemp("service")
-    return {
+def stack_env(folder: Path, redis_url: str, **extra: str | None) -> dict[str, str]:
+    """The service's environment for the tests and benchmarks: uploads and work files under ``folder``,
+    no rate limit, one torch thread, float32; then ``extra``, where None leaves a setting out (the
+    service's own default)."""
+    env = {
         "REDIS_URL": redis_url,
-        "STORAGE_DIR": str(base / "uploads"),
-        "WORK_DIR": str(base / "work"),
-        # The local audio server is allowed only here, in the tests' settings.
-        "ALLOWED_URL_HOSTS": Settings().allowed_url_hosts + ",127.0.0.1",
-        "ALLOWED_EXTRACTORS": "youtube,generic",
+        "STORAGE_DIR": str(folder / "uploads"),
+        "WORK_DIR": str(folder / "work"),
         "RATE_LIMIT_PER_MINUTE": "0",
         # Workers share 2 cores with the test process (and with each other): one thread each
         # avoids oversubscription, under which torch's thread pool slows down many times over.
         "TORCH_THREADS": "1",
         # Results are compared with the engine's float32 ones; auto could time int8 faster on a busy machine.
         "PRECISION": "fp32",
+        **extra,
     }
+    return {key: value for key, value in env.items() if value is not None}
+
+
+@pytest.fixture(scope="session")
+def service_env(redis_url, tmp_path_factory) -> dict:
+    # The local audio server is allowed only here, in the tests' settings.
+    return stack_env(tmp_path_factory.mktemp("service"), redis_url,
+                     ALLOWED_URL_HOSTS=Settings().allowed_url_hosts + ",127.0.0.1",
+                     ALLOWED_EXTRACTORS="youtube,generic")
 
 
 @pytest.fixture(scope="session")
