@@ -102,9 +102,8 @@ def test_no_service_or_api_module_reaches_torch(module):
 
 # Each process reads the environment once, where it starts, and passes the values down.
 ENTRY_POINTS = {
-    "api/__init__.py",  # create_app, the API factory
+    "api/__init__.py",  # create_app, the API factory (each API worker process's app)
     "api/gunicorn_conf.py",  # the API's gunicorn master
-    "api/gunicorn_worker.py",  # each API worker process, as it starts
     "worker/celery_app.py",  # the Celery worker
     "shared/engine/cli.py",  # genre-classify
     "training/cli.py",  # genre-train
