@@ -10,6 +10,7 @@ import logging
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from shared.service.database import Database
 from shared.service.settings import Settings
 
 
@@ -21,6 +22,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     # multipart framing); api/jobs.py holds the file itself to the exact limit.
     app.config["MAX_CONTENT_LENGTH"] = int(settings.max_upload_mb * 1_000_000) + 64 * 1024
     app.json.sort_keys = False
+    # Opened as the app is made, so a database that is unreachable or behind stops the API at start.
+    app.extensions["DATABASE"] = Database.open(settings.database_url)
     if settings.proxy_hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -18,7 +18,8 @@ def get_settings() -> Settings:
 def get_store() -> JobStore:
     if "STORE" not in current_app.extensions:
         settings = get_settings()
-        current_app.extensions["STORE"] = JobStore.connect(settings.redis_url, settings.job_ttl_s)
+        current_app.extensions["STORE"] = JobStore.connect(settings.redis_url, settings.job_ttl_s,
+                                                           current_app.extensions["DATABASE"])
     return current_app.extensions["STORE"]
 
 

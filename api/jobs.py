@@ -88,7 +88,7 @@ def _create_job(job_id: str, source: dict, work: dict, content_key: str | None) 
     if cached is not None:
         # Not watched by the reconciler: it is finished on the next line and has nothing to run.
         store.create("job", job_id, watched=False, source=source, progress={"done": 0, "total": 0})
-        cache.succeed_from_cache(store, job_id, source, cached)
+        cache.succeed_from_cache(store, job_id, source, cached, content_key, version)
         log.info("job %s answered from the cache (%s)", job_id, content_key)
         return public_view(store.get("job", job_id))
     record = store.create("job", job_id, source=source, cached=False, progress={"done": 0, "total": 0},

@@ -29,13 +29,21 @@ def accepted(body: dict, endpoint: str) -> Response:
     return response
 
 
+def _not_found(kind: str) -> str:
+    settings = get_settings()
+    if kind == "search":
+        return f"No search with that id. Searches are kept for {settings.job_ttl_s / 3600:g} h after they end."
+    kept = (f"Jobs are kept for {settings.result_retention_days:g} days after they end"
+            if settings.result_retention_days else "Jobs are kept until they are deleted")
+    return f"No {kind} with that id. {kept}."
+
+
 def record_response(kind: str, record_id: str, view) -> Response:
     """200 with a job's or search's public view (and Retry-After while unfinished), or 404."""
     record = get_store().get(kind, record_id)
     if record is None:
-        hours = get_settings().job_ttl_s / 3600
         # The id is not echoed: it may be anything a client typed.
-        raise ApiError(404, "not_found", f"No {kind} with that id. Records are kept for {hours:g} h after they end.")
+        raise ApiError(404, "not_found", _not_found(kind))
     response = jsonify(view(record))
     if not jobs.is_finished(record):
         response.headers["Retry-After"] = str(get_settings().poll_interval_s)

@@ -1,5 +1,6 @@
-"""The layout's import rules, read from the source: the engine (shared/engine) never reaches Redis,
-Celery or Flask; the service plumbing (shared/service) and the API never reach torch. Imports inside
+"""The layout's import rules, read from the source: the engine (shared/engine) and the music library
+tools (shared/library) never reach Redis, Celery or Flask; the service plumbing (shared/service) and
+the API never reach torch. Imports inside
 functions count: a lazy import is still an import."""
 from __future__ import annotations
 
@@ -74,8 +75,8 @@ def test_the_rule_reader_sees_redis_behind_the_job_store():
     assert "redis" in reaches("shared.service.jobs")
 
 
-@pytest.mark.parametrize("module", _modules("shared/engine"))
-def test_no_engine_module_reaches_redis_celery_or_flask(module):
+@pytest.mark.parametrize("module", _modules("shared/engine") + _modules("shared/library"))
+def test_no_engine_or_library_module_reaches_redis_celery_or_flask(module):
     assert not reaches(module) & SERVICE_LIBRARIES
 
 
@@ -106,6 +107,7 @@ ENTRY_POINTS = {
     "api/gunicorn_conf.py",  # the API's gunicorn master
     "worker/celery_app.py",  # the Celery worker
     "shared/engine/cli.py",  # genre-classify
+    "shared/service/migrate.py",  # the database's migration step
     "training/cli.py",  # genre-train
     "training/evaluate_gtzan.py",  # its own command
     "deploy/run_local.py",  # make up

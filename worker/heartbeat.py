@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 
 from celery import signals
 
@@ -56,8 +57,23 @@ def _beat_until_stopped(name: str) -> None:
             log.warning("heartbeat or reconciler failed: %s", error)
         if beat % beats_per_sweep == 0:
             sweep_stale_files(settings)
+            _forget_old_results(store)
         beat += 1
         _stop.wait(settings.heartbeat_s)
+
+
+def _forget_old_results(store) -> None:
+    """Delete what RESULT_RETENTION_DAYS no longer keeps (every worker may; deleting twice is harmless)."""
+    if not settings.result_retention_days:
+        return
+    try:
+        jobs_gone, analyses_gone = store.db.purge(time.time() - settings.result_retention_days * 86400)
+    except Exception as error:  # the database away: the next sweep tries again
+        log.warning("could not delete old results: %s", error)
+        return
+    if jobs_gone or analyses_gone:
+        log.info("deleted %d jobs and %d analyses older than %g days", jobs_gone, analyses_gone,
+                 settings.result_retention_days)
 
 
 @signals.worker_ready.connect

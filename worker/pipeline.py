@@ -14,7 +14,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from shared.engine.audio import SAMPLE_RATE, decode
 from shared.engine.errors import AnalysisError
-from shared.engine.inference import GenreClassifier
+from shared.engine.inference import EMBEDDING_KIND, GenreClassifier
 from shared.engine.result import build_result
 from shared.service import cache, content_keys, jobs, registry
 from shared.service.jobs import JobStore
@@ -27,8 +27,9 @@ log = logging.getLogger(__name__)
 class _AlreadyAnalysed(Exception):
     """Raised before a download when the content's result is already cached."""
 
-    def __init__(self, cached: dict):
+    def __init__(self, cached: dict, content_key: str):
         self.cached = cached
+        self.content_key = content_key
 
 
 def run(job_id: str, store: JobStore, settings: Settings, classifier: GenreClassifier, worker: str = "") -> None:
@@ -79,7 +80,7 @@ def _run_to_an_end(store: JobStore, job: dict, work: Path, settings: Settings, c
     try:
         _analyse(store, job, work, settings, classifier)
     except _AlreadyAnalysed as hit:
-        cache.succeed_from_cache(store, job_id, job["source"], hit.cached)
+        cache.succeed_from_cache(store, job_id, job["source"], hit.cached, hit.content_key, classifier.version)
         log.info("job %s answered from the cache", job_id)
     except AnalysisError as error:
         log.info("job %s failed: %s (%s)", job_id, error.code, one_line(error.message))
@@ -129,9 +130,10 @@ def _analyse(store: JobStore, job: dict, work: Path, settings: Settings, classif
         work.mkdir(parents=True, exist_ok=True)
 
         def stop_if_cached(info: dict) -> None:
-            cached = cache.cached_result(store, classifier.version, content_keys.downloaded(info))
+            key = content_keys.downloaded(info)
+            cached = cache.cached_result(store, classifier.version, key)
             if cached is not None:
-                raise _AlreadyAnalysed(cached)
+                raise _AlreadyAnalysed(cached, key)
 
         fetched = download(request["url"], work, settings, before_download=stop_if_cached, job_id=job_id)
         path, content_key = fetched.path, fetched.content_key
@@ -158,7 +160,11 @@ def _analyse(store: JobStore, job: dict, work: Path, settings: Settings, classif
     total = len(result["segments"])
     # Once per analysis run to its end (a job run twice logs it twice; the store records one result).
     log.info("job %s: analysed to the end", job_id)
-    if store.succeed("job", job_id, result=result, source=source, progress={"done": total, "total": total}):
-        cache.remember_result(store, classifier.version, content_key, {"result": result, "source": source})
+    content_key = content_key or f"job:{job_id}"  # every result is kept under some key
+    # The analysis first: the job's outcome refers to it.
+    cache.remember_result(store, classifier.version, content_key, {"result": result, "source": source},
+                          prediction.embedding().tobytes(), EMBEDDING_KIND)
+    if store.succeed("job", job_id, result=result, source=source, progress={"done": total, "total": total},
+                     content_key=content_key, model_version=classifier.version):
         log.info("job %s succeeded: %s", job_id, result["top5"][0]["genre"])
 

@@ -28,6 +28,10 @@ def _ranked(probs: np.ndarray, labels: list[str], k: int, key: str) -> list[dict
     return [{key: labels[i], "p": round(float(probs[i]), 4)} for i in order]
 
 
+# How Prediction.embedding is made, stored with it: vectors of different kinds are never compared.
+EMBEDDING_KIND = "tags-mean/1"
+
+
 @dataclass
 class Prediction:
     """Everything the model says about one song."""
@@ -39,6 +43,12 @@ class Prediction:
     tag_probs: np.ndarray  # (segments, tags)
     genres: list[str]
     tags: list[str]
+
+    def embedding(self) -> np.ndarray:
+        """One float32 vector for the whole song, L2-normalised: its mean tag probabilities (a
+        first choice, named by EMBEDDING_KIND so a better one can replace it)."""
+        mean = self.tag_probs.mean(axis=0).astype(np.float32)
+        return mean / max(float(np.linalg.norm(mean)), 1e-12)
 
     @property
     def track_genre_probs(self) -> np.ndarray:

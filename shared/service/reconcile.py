@@ -8,6 +8,9 @@ Redis was away, or with a Redis that came back from an older file. Queuing it ag
 a record is finished only once (``JobStore.finish``), so work that was not lost after all is still
 reported once.
 
+A job the database holds unfinished that Redis has no record of at all (Redis flushed, or restarted
+without its file) is first given its live record back, open, and is then found like any other.
+
 The grace covers the moments when a task is in flight between the two places (sent but not
 yet in the list; taken from the list, not yet in a heartbeat).
 """
@@ -41,6 +44,9 @@ def reconcile(store: JobStore, grace_s: float, heartbeat_s: float, send: Callabl
         # No turn for a while (Redis away, no worker): heartbeats lapsed meanwhile, so what was
         # seen then says nothing about now. Count from this turn.
         r.delete(_SINCE)
+    for lost in store.db.unfinished_jobs(created_before=now - grace_s):
+        if store.restore(lost):  # Redis lost it (flushed, or restarted empty): open again, and so found below
+            log.warning("job %s: unfinished in the database, unknown to Redis; restored", lost["id"])
     held = registry.held_by(r)
     nowhere = {(kind, rid) for kind, rid in store.open_records() if rid not in held}
     if nowhere:

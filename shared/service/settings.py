@@ -50,8 +50,16 @@ class Settings:
     decode_timeout_s: float = 120.0
 
     # --- The service (API, workers, job store) ---
-    # Redis: queue broker and job store. `make up` starts a local server when none answers.
+    # Redis: queue broker and the live state of running jobs. `make up` starts a local server
+    # when none answers.
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # The database that keeps jobs, results and batches (SQLAlchemy URL): a SQLite file by default,
+    # PostgreSQL (postgresql+psycopg://user:password@host/db) where several machines share it.
+    # `python -m shared.service.migrate` creates or upgrades its tables.
+    database_url: str = "sqlite:///var/genre.db"
+    # Finished jobs (and results no job refers to any more) are deleted this many days after they
+    # ended; 0 keeps them.
+    result_retention_days: float = 0.0
     # Where the embedded default (`make up`) listens: HOST 0.0.0.0 opens it to the network.
     host: str = "127.0.0.1"
     # The port `make up` (and the API image) serves the API and the page on.
@@ -62,8 +70,13 @@ class Settings:
     work_dir: Path = Path("var/work")
     # Largest upload accepted, in MB (larger: 413).
     max_upload_mb: float = 50.0
-    # How long job records, search results and cached results live in Redis, in seconds.
+    # How long job and search records live in Redis, in seconds. A job's address keeps working
+    # after that: its outcome is also in the database.
     job_ttl_s: int = 86400
+    # Most songs one batch may hold (files, links and a playlist's videos together).
+    max_batch_items: int = 500
+    # Most videos one playlist link adds to a batch; a longer playlist keeps its first ones.
+    max_playlist_items: int = 100
     # Comma-separated hosts a submitted URL may point at (exact names; anything else: 422). Add
     # hosts with care: links to them go to yt-dlp's generic extractor (allow it in
     # ALLOWED_EXTRACTORS), which follows redirects wherever they lead, private addresses included.
@@ -180,6 +193,12 @@ class Settings:
             raise SettingsError("MAX_UPLOAD_MB and MAX_DOWNLOAD_MB must be positive")
         if self.job_ttl_s <= 0:
             raise SettingsError("JOB_TTL_S must be positive")
+        if not self.database_url.startswith(("sqlite:///", "postgresql")):
+            raise SettingsError("DATABASE_URL: use sqlite:///path/to/file.db or postgresql+psycopg://...")
+        if self.result_retention_days < 0:
+            raise SettingsError("RESULT_RETENTION_DAYS must be 0 (keep) or more")
+        if self.max_batch_items < 1 or self.max_playlist_items < 1:
+            raise SettingsError("MAX_BATCH_ITEMS and MAX_PLAYLIST_ITEMS must be 1 or more")
         if not 0 < self.task_soft_time_limit_s < self.task_time_limit_s < self.visibility_timeout_s:
             raise SettingsError(
                 "need 0 < TASK_SOFT_TIME_LIMIT_S < TASK_TIME_LIMIT_S < VISIBILITY_TIMEOUT_S, "

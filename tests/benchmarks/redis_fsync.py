@@ -22,9 +22,8 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO), str(REPO / "tests" / "support")]
 
 from pollers import percentile  # noqa: E402
-from stack import start_redis, stop  # noqa: E402
+from stack import open_store, start_redis, stop  # noqa: E402
 
-from shared.service.jobs import JobStore  # noqa: E402
 from shared.service.settings import Settings  # noqa: E402
 
 # The append-only file's fsync policy (stack.start_redis's appendfsync); None: no append-only file.
@@ -40,8 +39,7 @@ def measure(appendfsync: str | None, total: int, clients: int) -> tuple[float, f
         shutil.rmtree(folder, ignore_errors=True)
         raise
     try:
-        settings = Settings(redis_url=url)
-        r = JobStore.connect(settings.redis_url, settings.job_ttl_s)
+        r = open_store(Settings(redis_url=url, database_url=f"sqlite:///{folder / 'genre.db'}"))
         latencies: list[float] = []
 
         def client(n: int) -> None:

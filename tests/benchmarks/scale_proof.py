@@ -36,11 +36,13 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO), str(REPO / "tests" / "support")]
 
 from pollers import percentile, poll_for  # noqa: E402
-from stack import free_port, stack_env, start_api, start_redis, stop, upload, wait_for  # noqa: E402
+from stack import free_port, open_store, stack_env, start_api, start_redis, stop, upload, wait_for  # noqa: E402
 from workers import (all_finished, kill_group, leftover_files, queue_state, start_workers,  # noqa: E402
                      stop_group, successes)
 
-from shared.service.jobs import JobStore  # noqa: E402
+from sqlalchemy import delete  # noqa: E402
+
+from shared.service.tables import analyses  # noqa: E402
 from shared.service.settings import Settings  # noqa: E402
 
 GTZAN = REPO.parent / "shared" / "data" / "gtzan"
@@ -58,8 +60,8 @@ def gtzan_songs(count: int) -> list[Path]:
 
 def forget_cached_results(store) -> None:
     """So that every round analyses every song afresh."""
-    for key in store.redis.scan_iter("genre:cache:*"):
-        store.redis.delete(key)
+    with store.db.engine.begin() as connection:
+        connection.execute(delete(analyses))
 
 
 def throughput_round(base: str, store, songs: list[Path], workers: int) -> tuple[list[str], dict]:
@@ -165,7 +167,7 @@ def main() -> int:
     port = free_port()
     env = stack_env(tmp, redis_url, PRECISION=None, **LIMITS)
     settings = Settings.from_env(env)
-    store = JobStore.connect(settings.redis_url, settings.job_ttl_s)
+    store = open_store(settings)
     long_song = tmp / "long.mp3"  # ten excerpts joined: 300 s, 100 segments
     subprocess.run(["ffmpeg", "-v", "error", "-i", "concat:" + "|".join(map(str, long_parts)), "-c", "copy",
                     str(long_song)], check=True)

@@ -7,12 +7,11 @@ import signal
 import time
 
 import pytest
-from stack import ARTIFACTS, finished, stack_env, start_redis, start_worker, stop, wait_for
+from stack import ARTIFACTS, finished, open_store, stack_env, start_redis, start_worker, stop, wait_for
 from workers import kill_group, leftover_files, start_workers, stop_group
 
 from conftest import make_audio
 from shared.service import registry
-from shared.service.jobs import JobStore
 from shared.service.queue import ANALYZE, QUEUE, make_celery
 from shared.service.reconcile import reconcile
 from shared.service.settings import Settings
@@ -29,9 +28,8 @@ def own_redis(tmp_path_factory):
 
 
 @pytest.fixture
-def bare_store(own_redis):
-    settings = Settings(redis_url=own_redis)
-    store = JobStore.connect(settings.redis_url, settings.job_ttl_s)
+def bare_store(own_redis, tmp_path):
+    store = open_store(Settings(redis_url=own_redis, database_url=f"sqlite:///{tmp_path / 'genre.db'}"))
     yield store
     store.redis.flushdb()
 
@@ -119,7 +117,7 @@ class Drill:
             self.port = int(url.rsplit(":", 1)[1].split("/")[0])
             self.env = stack_env(tmp_path, url, PRECISION=None, **env)
             self.settings = Settings.from_env(self.env)
-            self.store = JobStore.connect(self.settings.redis_url, self.settings.job_ttl_s)
+            self.store = open_store(self.settings)
             # A literal name (no %h): start_workers waits for this name's heartbeat. Its log is self.log.
             self.name = f"drill-{tmp_path.name}@test"
             self.log = ARTIFACTS / f"drill-{tmp_path.name}.log"

@@ -4,20 +4,21 @@ from __future__ import annotations
 import pytest
 
 from shared.service import cache, ratelimit, registry
-from shared.service.jobs import JobStore
+from stack import open_store
 from shared.service.settings import Settings
 
 
 @pytest.fixture
-def settings(redis_url):
+def settings(redis_url, tmp_path):
     # A database of its own on the session's Redis: the workers other tests start beat into
     # database 0, and these tests count heartbeats.
-    return Settings(redis_url=redis_url.rsplit("/", 1)[0] + "/7", job_ttl_s=100)
+    return Settings(redis_url=redis_url.rsplit("/", 1)[0] + "/7", job_ttl_s=100,
+                    database_url=f"sqlite:///{tmp_path / 'genre.db'}")
 
 
 @pytest.fixture
 def store(settings):
-    store = JobStore.connect(settings.redis_url, settings.job_ttl_s)
+    store = open_store(settings)
     yield store
     store.redis.flushdb()
 
@@ -56,8 +57,8 @@ def test_malformed_ids_are_unknown(store, bad_id):
 
 
 def test_cached_results_are_keyed_by_model_version_and_content(store):
-    cache.remember_result(store, "v1", "sha256:abc", {"result": {"top5": ["x"]}})
-    assert cache.cached_result(store, "v1", "sha256:abc") == {"result": {"top5": ["x"]}}
+    cache.remember_result(store, "v1", "sha256:abc", {"result": {"top5": ["x"]}, "source": {"kind": "upload"}})
+    assert cache.cached_result(store, "v1", "sha256:abc")["result"] == {"top5": ["x"]}
     assert cache.cached_result(store, "v2", "sha256:abc") is None
     assert cache.cached_result(store, "v1", "sha256:def") is None
     assert cache.cached_result(store, "v1", None) is None

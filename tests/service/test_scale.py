@@ -9,12 +9,11 @@ from __future__ import annotations
 import time
 
 import pytest
-from stack import ARTIFACTS, stack_env, start_redis, stop, wait_for
+from stack import ARTIFACTS, open_store, stack_env, start_redis, stop, wait_for
 from workers import all_finished, kill_group, leftover_files, queue_state, start_workers, stop_group, successes
 
 from api import create_app
 from conftest import make_audio
-from shared.service.jobs import JobStore
 from shared.service.settings import Settings
 
 # A job of a vanished worker comes back after VISIBILITY_TIMEOUT_S, found by the other worker's
@@ -30,7 +29,7 @@ def scale(tmp_path_factory):
     redis_proc, redis_url = start_redis(base)
     env = stack_env(base, redis_url, PRECISION=None, **LIMITS)
     settings = Settings.from_env(env)
-    store = JobStore.connect(settings.redis_url, settings.job_ttl_s)
+    store = open_store(settings)
     logs = {name: ARTIFACTS / f"{name.split('@')[0]}.log" for name in NAMES}
     procs = {}
     try:

@@ -21,6 +21,7 @@ import pytest
 import redis
 
 from shared.service import registry
+from shared.service.database import Database
 from shared.service.jobs import FINISHED, JobStore
 from shared.service.settings import Settings
 
@@ -167,6 +168,7 @@ def stack_env(folder: Path, redis_url: str, **extra: str | None) -> dict[str, st
     service's own default)."""
     env = {
         "REDIS_URL": redis_url,
+        "DATABASE_URL": f"sqlite:///{folder / 'genre.db'}",
         "STORAGE_DIR": str(folder / "uploads"),
         "WORK_DIR": str(folder / "work"),
         "RATE_LIMIT_PER_MINUTE": "0",
@@ -193,9 +195,14 @@ def settings(service_env) -> Settings:
     return Settings.from_env(service_env)
 
 
+def open_store(settings: Settings) -> JobStore:
+    """The job store the service with these settings uses: its Redis and its database."""
+    return JobStore.connect(settings.redis_url, settings.job_ttl_s, Database.open(settings.database_url))
+
+
 @pytest.fixture(scope="session")
 def store(settings):
-    return JobStore.connect(settings.redis_url, settings.job_ttl_s)
+    return open_store(settings)
 
 
 @pytest.fixture(scope="session")
