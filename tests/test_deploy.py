@@ -42,8 +42,10 @@ NGINX_UNPACKED = REPO / "build" / "nginx"
 KUBERNETES_VERSION = "1.30.0"
 
 SETTING_NAMES = {f.name.upper() for f in dataclasses.fields(Settings)}
-# Variables of the compose file that configure compose itself or Flower, not the service.
-COMPOSE_ONLY = {"FLOWER_BASIC_AUTH", "FLOWER_BIND", "FLOWER_PORT", "WEB_PORT", "REDIS_MAXMEMORY"}
+# Variables of the compose file that configure compose itself, Flower or PostgreSQL, not the service.
+COMPOSE_ONLY = {"FLOWER_BASIC_AUTH", "FLOWER_BIND", "FLOWER_PORT", "WEB_PORT", "REDIS_MAXMEMORY",
+                "POSTGRES_PASSWORD"}
+MIGRATE = ["python", "-m", "shared.service.migrate"]
 GRACE_S = Settings().task_time_limit_s
 
 
@@ -78,6 +80,11 @@ def of_kind(kind: str) -> dict[str, dict]:
     return {doc["metadata"]["name"]: doc for _, doc in manifests() if doc["kind"] == kind}
 
 
+def containers(pod: dict) -> list[dict]:
+    """A pod spec's init containers and containers."""
+    return pod.get("initContainers", []) + pod["containers"]
+
+
 def named_volumes(service: dict) -> set[tuple[str, str]]:
     """(volume, path) of a service's mounts; docker-compose v1 prints them as "source:target:mode"."""
     mounts = set()
@@ -102,7 +109,7 @@ def seconds(duration: str) -> float:
 # --- docker-compose.yml
 
 def test_compose_file_is_valid_with_the_example_env(compose):
-    assert set(compose["services"]) == {"redis", "api", "worker", "worker-gpu", "flower", "web"}
+    assert set(compose["services"]) == {"redis", "postgres", "migrate", "api", "worker", "worker-gpu", "flower", "web"}
 
 
 def test_compose_refuses_to_start_without_a_flower_password(tmp_path):
@@ -114,11 +121,52 @@ def test_compose_refuses_to_start_without_a_flower_password(tmp_path):
     assert "FLOWER_BASIC_AUTH" in result.stderr
 
 
+def test_compose_refuses_to_start_without_a_database_password(tmp_path):
+    env = tmp_path / "no-postgres.env"
+    env.write_text("\n".join(line for line in EXAMPLE_ENV.read_text().splitlines()
+                             if not line.startswith("POSTGRES_PASSWORD")))
+    result = compose_config(env)
+    assert result.returncode != 0
+    assert "POSTGRES_PASSWORD" in result.stderr
+
+
 def test_compose_redis_keeps_an_append_only_file_and_never_evicts(compose):
     redis = compose["services"]["redis"]
     command = " ".join(redis["command"])
     assert "--appendonly yes" in command and "--maxmemory-policy noeviction" in command
     assert ("redis-data", "/data") in named_volumes(redis)
+
+
+def test_compose_postgresql_keeps_its_data_in_a_volume_and_has_a_readiness_check(compose):
+    postgres = compose["services"]["postgres"]
+    assert postgres["image"].startswith("postgres:")
+    assert ("postgres-data", "/var/lib/postgresql/data") in named_volumes(postgres)
+    assert "postgres-data" in compose["volumes"]
+    assert "pg_isready" in postgres["healthcheck"]["test"]
+    assert postgres["environment"]["POSTGRES_PASSWORD"] == read_env(EXAMPLE_ENV)["POSTGRES_PASSWORD"]
+
+
+def test_compose_migrates_the_database_before_the_api_and_the_workers_start(compose):
+    services = compose["services"]
+    migrate = services["migrate"]
+    assert migrate["build"]["target"] == "api" and migrate["image"] == services["api"]["image"]
+    assert migrate["command"] == MIGRATE and migrate["restart"] == "no"
+    assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
+    for name in ("api", "worker", "worker-gpu"):
+        assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully", name
+
+
+def test_compose_migration_api_and_workers_use_the_postgres_service_as_one_database(compose):
+    from sqlalchemy.engine import make_url
+
+    services = compose["services"]
+    users = ("migrate", "api", "worker", "worker-gpu")
+    (database_url,) = {services[name]["environment"]["DATABASE_URL"] for name in users}
+    assert len({services[name]["environment"]["RESULT_RETENTION_DAYS"] for name in users}) == 1
+    url, postgres = make_url(database_url), services["postgres"]["environment"]
+    assert url.drivername == "postgresql+psycopg" and (url.host, url.port) == ("postgres", 5432)
+    assert (url.username, url.password, url.database) == (
+        postgres["POSTGRES_USER"], postgres["POSTGRES_PASSWORD"], postgres["POSTGRES_DB"])
 
 
 def test_compose_workers_scale_and_are_given_the_hard_time_limit_to_stop(compose):
@@ -147,8 +195,14 @@ def test_compose_uploads_volume_is_shared_by_the_api_and_every_worker(compose):
     assert all(services[name]["environment"]["STORAGE_DIR"] == storage for name in mounts)
 
 
-def test_compose_every_service_has_a_healthcheck(compose):
-    assert all(service.get("healthcheck", {}).get("test") for service in compose["services"].values())
+def test_compose_every_long_running_service_has_a_healthcheck(compose):
+    services = compose["services"]
+    one_shot = {name for name, service in services.items() if service.get("restart") == "no"}
+    assert one_shot == {"migrate"}
+    # The migration runs the API image without serving: the image's /healthz check is off.
+    assert services["migrate"]["healthcheck"]["test"] == ["NONE"]
+    for name in services.keys() - one_shot:
+        assert services[name].get("healthcheck", {}).get("test") not in (None, [], ["NONE"]), name
 
 
 def test_compose_flower_and_web_use_their_images_and_ports(compose):
@@ -167,7 +221,7 @@ def test_settings_named_in_compose_example_env_and_manifests_exist():
     env_keys = set(read_env(EXAMPLE_ENV))
     configmap = set(of_kind("ConfigMap")["genre-settings"]["data"])
     container_env = {e["name"] for d in of_kind("Deployment").values() if d["metadata"]["name"] != "flower"
-                     for c in d["spec"]["template"]["spec"]["containers"] for e in c.get("env", [])}
+                     for c in containers(d["spec"]["template"]["spec"]) for e in c.get("env", [])}
     unknown = (compose_vars | compose_keys | env_keys | configmap | container_env) - SETTING_NAMES - COMPOSE_ONLY
     assert not unknown, f"not settings of shared/service/settings.py: {sorted(unknown)}"
 
@@ -265,7 +319,7 @@ def test_gpu_worker_asks_for_a_gpu_and_tolerates_gpu_nodes():
     pod = of_kind("Deployment")["worker-gpu"]["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
-    assert {e["name"]: e["value"] for e in container["env"]}["DEVICE"] == "cuda"
+    assert {e["name"]: e.get("value") for e in container["env"]}["DEVICE"] == "cuda"
     assert any(t["key"] == "nvidia.com/gpu" for t in pod["tolerations"])
 
 
@@ -273,6 +327,8 @@ def test_every_pod_runs_as_a_non_root_user_and_shares_the_uploads_claim():
     storage = of_kind("ConfigMap")["genre-settings"]["data"]["STORAGE_DIR"]
     claim = of_kind("PersistentVolumeClaim")["uploads"]
     assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    for name, stateful in of_kind("StatefulSet").items():
+        assert stateful["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True, name
     for name, deployment in of_kind("Deployment").items():
         pod = deployment["spec"]["template"]["spec"]
         assert pod["securityContext"]["runAsNonRoot"] is True, name
@@ -280,6 +336,69 @@ def test_every_pod_runs_as_a_non_root_user_and_shares_the_uploads_claim():
             volumes = {v["name"]: v for v in pod["volumes"]}
             mounts = {m["mountPath"]: m["name"] for m in pod["containers"][0]["volumeMounts"]}
             assert volumes[mounts[storage]]["persistentVolumeClaim"]["claimName"] == "uploads", name
+
+
+def test_kubernetes_runs_postgresql_on_a_persistent_volume():
+    postgres = of_kind("StatefulSet")["postgres"]
+    pod = postgres["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["image"].startswith("postgres:")
+    (template,) = postgres["spec"]["volumeClaimTemplates"]
+    assert template["spec"]["accessModes"] == ["ReadWriteOnce"]
+    (data,) = [m["mountPath"] for m in container["volumeMounts"] if m["name"] == template["metadata"]["name"]]
+    # initdb wants an empty folder, and a fresh volume's root may hold lost+found.
+    pgdata = {e["name"]: e.get("value") for e in container["env"]}["PGDATA"]
+    assert Path(pgdata).parent == Path(data)
+    assert "pg_isready" in container["readinessProbe"]["exec"]["command"]
+    assert of_kind("Service")["postgres"]["spec"]["ports"][0]["port"] == 5432
+
+
+def test_kubernetes_migrates_the_database_before_the_api_starts():
+    pod = of_kind("Deployment")["api"]["spec"]["template"]["spec"]
+    (migrate,) = pod["initContainers"]
+    (api,) = pod["containers"]
+    assert migrate["command"] == MIGRATE and migrate["image"] == api["image"]
+    # The same settings and database as the API it runs before.
+    assert migrate["envFrom"] == api["envFrom"]
+    assert [e for e in migrate["env"] if e["name"] == "DATABASE_URL"] == [
+        e for e in api["env"] if e["name"] == "DATABASE_URL"]
+
+
+def secret_ref(container: dict, name: str) -> dict:
+    (entry,) = [e for e in container.get("env", []) if e["name"] == name]
+    assert "value" not in entry, (container["name"], name)
+    return entry["valueFrom"]["secretKeyRef"]
+
+
+def test_kubernetes_takes_the_database_password_from_a_secret_not_the_configmap():
+    settings = of_kind("ConfigMap")["genre-settings"]["data"]
+    assert "DATABASE_URL" not in settings and not any("postgres" in v for v in settings.values())
+    # The user creates the Secret (postgres.yaml says how): none is kept in the folder.
+    assert of_kind("Secret") == {}
+    refs = [secret_ref(c, "DATABASE_URL") for name in ("api", "worker", "worker-gpu")
+            for c in containers(of_kind("Deployment")[name]["spec"]["template"]["spec"])]
+    (postgres,) = of_kind("StatefulSet")["postgres"]["spec"]["template"]["spec"]["containers"]
+    password = secret_ref(postgres, "POSTGRES_PASSWORD")
+    assert len(refs) == 4 and all(ref == refs[0] for ref in refs)
+    assert refs[0]["name"] == password["name"] and refs[0]["key"] != password["key"]
+
+
+def test_kubernetes_secret_instructions_give_a_url_that_reaches_postgresql_as_its_user():
+    from sqlalchemy.engine import make_url
+
+    text = (K8S / "postgres.yaml").read_text()
+    (command,) = re.findall(r"^#\s+(kubectl .*create secret generic (?:.*\\\n#\s+)*.*)$", text, re.M)
+    literals = dict(re.findall(r'--from-literal=([\w-]+)="?([^"\s]+)"?', command))
+    url = make_url(literals.pop("database-url"))
+    (password_key,) = literals
+    (postgres,) = of_kind("StatefulSet")["postgres"]["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in postgres["env"]}
+    assert env["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"] == password_key
+    assert url.password == literals[password_key]  # one password, both keys
+    assert command.split()[command.split().index("generic") + 1] == secret_ref(postgres, "POSTGRES_PASSWORD")["name"]
+    assert url.drivername == "postgresql+psycopg" and url.port == 5432
+    assert url.host in of_kind("Service") and url.host == of_kind("StatefulSet")["postgres"]["spec"]["serviceName"]
+    assert (url.username, url.database) == (env["POSTGRES_USER"]["value"], env["POSTGRES_DB"]["value"])
 
 
 # --- nginx, the Dockerfile and the images' Python packages
@@ -383,11 +502,17 @@ def test_dockerignore_lets_in_everything_the_images_copy():
     assert "*" in ignore  # everything else, .venv and data included, stays out of the context
 
 
-def run_with_only(requirements: str, code: str, *options: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+def run_with_only(requirements: str, code: str, *options: str, cwd: Path = REPO,
+                  env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(REPO / "tests" / "support" / "only_requirements.py"),
                            str(REPO / "deploy" / requirements), *options, "-c", code],
                           capture_output=True, text=True, cwd=cwd, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(cwd), "PYTHONSAFEPATH": "1"})
+                          env={**os.environ, "PYTHONPATH": str(cwd), "PYTHONSAFEPATH": "1", **(env or {})})
+
+
+def sqlite_env(folder: Path) -> dict[str, str]:
+    """DATABASE_URL for a SQLite file in ``folder`` (opening one creates its tables)."""
+    return {"DATABASE_URL": f"sqlite:///{folder / 'genre.db'}"}
 
 
 def stage_copies(stage: str, into: Path) -> Path:
@@ -419,10 +544,10 @@ def api_image(tmp_path_factory) -> Path:
 
 
 API_CHECK = """
-import sys
+import os, sys
 from api import create_app
 from shared.service.settings import Settings
-client = create_app(Settings(redis_url="redis://127.0.0.1:1/0")).test_client()
+client = create_app(Settings(redis_url="redis://127.0.0.1:1/0", database_url=os.environ["DATABASE_URL"])).test_client()
 assert client.get("/healthz").status_code == 200
 assert client.get("/api/v1/openapi.json").status_code == 200
 assert client.get("/").status_code == 200
@@ -430,8 +555,9 @@ assert "torch" not in sys.modules and "numpy" not in sys.modules
 """
 
 
-def test_api_image_requirements_run_the_api_without_torch(api_image):
-    result = run_with_only("requirements-api.txt", API_CHECK, "--local", "api", "--local", "shared", cwd=api_image)
+def test_api_image_requirements_run_the_api_without_torch(api_image, tmp_path):
+    result = run_with_only("requirements-api.txt", API_CHECK, "--local", "api", "--local", "shared", cwd=api_image,
+                           env=sqlite_env(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -470,12 +596,12 @@ def test_requirements_check_fails_when_a_requirement_is_missing(tmp_path):
     lacking = tmp_path / "requirements.txt"
     lacking.write_text("\n".join(line for line in (REPO / "deploy/requirements-api.txt").read_text().splitlines()
                                  if not line.startswith("celery")))
-    result = run_with_only(str(lacking), API_CHECK, "--local", "api", "--local", "shared")
+    result = run_with_only(str(lacking), API_CHECK, "--local", "api", "--local", "shared", env=sqlite_env(tmp_path))
     # Celery's own dependencies (kombu, ...) go with it, so the first refusal may name one of them.
     assert result.returncode != 0 and "not in the image's requirements" in result.stderr
 
 
-def test_worker_image_requirements_load_the_model_and_analyse():
+def test_worker_image_requirements_load_the_model_and_analyse(tmp_path):
     code = """
 import sys
 import numpy as np
@@ -488,8 +614,35 @@ assert len(prediction.top_genres(5)) == 5
 assert "flask" not in sys.modules
 """
     result = run_with_only("requirements-worker.txt", code, "--extra", "torch", "--no-deps", "musicnn",
-                           "--local", "worker", "--local", "shared")
+                           "--local", "worker", "--local", "shared", env=sqlite_env(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+DATABASE_CHECK = """
+import psycopg
+from alembic import command, config
+from sqlalchemy import create_engine, text
+with create_engine("sqlite://").connect() as connection:
+    assert connection.execute(text("select 1")).scalar() == 1
+# The PostgreSQL dialect loads its driver without connecting; the binary build carries libpq.
+create_engine("postgresql+psycopg://genre:pw@127.0.0.1:1/genre")
+assert psycopg.pq.__impl__ == "binary", psycopg.pq.__impl__
+"""
+
+
+@pytest.mark.parametrize("requirements", ["requirements-api.txt", "requirements-worker.txt"])
+def test_api_and_worker_image_requirements_reach_sqlite_and_postgresql(requirements):
+    result = run_with_only(requirements, DATABASE_CHECK)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_api_image_runs_the_migration_with_only_its_requirements(api_image, tmp_path):
+    # What compose's migrate service and the API pods' init container run, on what the image holds.
+    code = 'import runpy; runpy.run_module("shared.service.migrate", run_name="__main__")'
+    result = run_with_only("requirements-api.txt", code, "--local", "api", "--local", "shared", cwd=api_image,
+                           env=sqlite_env(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "genre.db").is_file()
 
 
 def test_flower_image_requirements_run_flower():
