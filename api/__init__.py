@@ -28,9 +28,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from api import errors, frontend, health, jobs, limits, openapi, searches
+    from api import batches, errors, frontend, health, jobs, limits, openapi, searches
 
     errors.register(app)
-    for module in (jobs, searches, limits, health, openapi, frontend):
+    for module in (jobs, batches, searches, limits, health, openapi, frontend):
         app.register_blueprint(module.bp)
     return app

@@ -15,4 +15,5 @@ def limits():
         "max_upload_mb": settings.max_upload_mb,
         "max_audio_seconds": settings.max_audio_seconds,
         "rate_limit_per_minute": settings.rate_limit_per_minute,
+        "max_batch_items": settings.max_batch_items,
     })

@@ -62,3 +62,24 @@ def check_link(url: object, settings: Settings) -> Link:
         # One canonical form: drops playlist and tracking parameters, and keys the cache.
         return Link(content_keys.youtube_url(video_id), content_keys.youtube(video_id))
     return Link(url, None)
+
+
+_PLAYLIST_ID = re.compile(r"[A-Za-z0-9_-]{10,64}")
+
+
+def playlist_link(url: object, settings: Settings) -> str | None:
+    """The one form of a YouTube playlist link (``/playlist?list=...``) the service expands into its
+    videos, or None when ``url`` is not one (a watch link with a list is that one video)."""
+    if not isinstance(url, str) or len(url) > 2048:
+        return None
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return None
+    host = (parts.hostname or "").lower().rstrip(".")
+    if parts.scheme not in ("http", "https") or host not in content_keys.YOUTUBE_HOSTS or host not in settings.url_hosts:
+        return None
+    if [p for p in parts.path.split("/") if p] != ["playlist"]:
+        return None
+    list_id = (parse_qs(parts.query).get("list") or [""])[0]
+    return f"https://www.youtube.com/playlist?list={list_id}" if _PLAYLIST_ID.fullmatch(list_id) else None

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 # The service stack's fixtures (redis-server, worker, app) and the browser's: tests/support/.
-pytest_plugins = ["stack", "browser_stack"]
+pytest_plugins = ["stack", "browser_stack", "postgres"]
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL_FIXTURE = REPO / "tests" / "fixtures" / "musicnn_parity_small.npz"

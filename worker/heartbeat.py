@@ -11,7 +11,7 @@ import time
 from celery import signals
 
 from shared.service import registry
-from shared.service.queue import ANALYZE, SEARCH
+from shared.service.queue import TASK_OF_KIND
 from shared.service.reconcile import reconcile, take_turn
 from worker import model
 from worker.celery_app import app, job_store, settings
@@ -37,7 +37,7 @@ def _held() -> list[str]:
 
 
 def _requeue(kind: str, record_id: str) -> None:
-    app.send_task(ANALYZE if kind == "job" else SEARCH, args=[record_id], task_id=record_id)
+    app.send_task(TASK_OF_KIND[kind], args=[record_id], task_id=record_id)
 
 
 def _beat_until_stopped(name: str) -> None:

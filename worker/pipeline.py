@@ -160,6 +160,9 @@ def _analyse(store: JobStore, job: dict, work: Path, settings: Settings, classif
     total = len(result["segments"])
     # Once per analysis run to its end (a job run twice logs it twice; the store records one result).
     log.info("job %s: analysed to the end", job_id)
+    if store.get("job", job_id) is None:
+        log.info("job %s: deleted while it ran; its result is not kept", job_id)
+        return
     content_key = content_key or f"job:{job_id}"  # every result is kept under some key
     # The analysis first: the job's outcome refers to it.
     cache.remember_result(store, classifier.version, content_key, {"result": result, "source": source},

@@ -9,11 +9,12 @@ from celery.exceptions import TimeLimitExceeded
 from celery.utils.log import get_task_logger
 
 from shared.engine.errors import AnalysisError
-from shared.service import jobs
-from shared.service.queue import ANALYZE, SEARCH
+from shared.service import content_keys, jobs
+from shared.service.queue import ANALYZE, EXPAND, SEARCH
 from worker import pipeline
 from worker.celery_app import app, job_store, settings
 from worker.model import ModelUnavailable, get_classifier
+from worker.playlist import list_videos
 from worker.search import search
 
 log = get_task_logger(__name__)
@@ -46,6 +47,15 @@ class _SearchTask(_RecordedTask):
     kind = "search"
 
 
+class _PlaylistTask(_RecordedTask):
+    kind = "playlist"
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        super().on_failure(exc, task_id, args, kwargs, einfo)
+        if not isinstance(exc, jobs.StoreUnavailable):
+            job_store().db.fail_playlist(task_id, {"code": "internal", "message": "The playlist could not be listed."})
+
+
 @app.task(name=ANALYZE, base=_RecordedTask, bind=True)
 def analyze(self, job_id: str) -> None:
     pipeline.run(job_id, job_store(patient=True), settings, get_classifier(), worker=self.request.hostname or "")
@@ -70,3 +80,35 @@ def search_youtube(search_id: str) -> None:
     else:
         store.succeed("search", search_id, candidates=candidates)
         log.info("search %s: %d candidates", search_id, len(candidates))
+
+
+@app.task(name=EXPAND, base=_PlaylistTask)
+def expand_playlist(batch_id: str) -> None:
+    """List a batch's playlist and add its videos to the batch as jobs (at most MAX_PLAYLIST_ITEMS,
+    and no more than the batch has room for)."""
+    store = job_store(patient=True)
+    record = store.get("playlist", batch_id)
+    if record is None or jobs.is_finished(record):
+        return
+    if not store.db.playlist_pending(batch_id):  # listed by an earlier run that stopped before it ended
+        store.succeed("playlist", batch_id)
+        return
+    room = settings.max_batch_items - store.db.batch_size(batch_id)
+    try:
+        videos = list_videos(record["url"], max(0, min(settings.max_playlist_items, room)), settings, batch_id)
+    except AnalysisError as error:
+        store.db.fail_playlist(batch_id, error.to_dict())
+        store.fail("playlist", batch_id, error.code, error.message)
+        return
+    items = [store.create("job", watched=True, durable=False, batch_id=batch_id, cached=False,
+                          progress={"done": 0, "total": 0},
+                          source={"kind": "youtube", "title": video["title"], "duration_s": video["duration_s"],
+                                  "url": video["url"]},
+                          request={"url": video["url"], "content_key": content_keys.youtube(video["video_id"]),
+                                   "model_version": None})
+             for video in videos]
+    store.db.add_batch_items(batch_id, items)
+    for item in items:
+        app.send_task(ANALYZE, args=[item["id"]], task_id=item["id"])
+    store.succeed("playlist", batch_id, videos=len(items))
+    log.info("batch %s: playlist listed, %d videos added", batch_id, len(items))

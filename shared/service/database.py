@@ -70,7 +70,8 @@ def _engine(url: str) -> Engine:
 def _sqlite_lock(url: str) -> Iterator[None]:
     """Processes starting together upgrade the file one at a time (SQLite's DDL is not transactional
     in Alembic, so two would both try to create the tables)."""
-    path = url.removeprefix("sqlite:///")
+    path = Path(url.removeprefix("sqlite:///"))
+    path.parent.mkdir(parents=True, exist_ok=True)
     with open(f"{path}.migrate-lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
@@ -269,6 +270,12 @@ class Database:
                 select(jobs, analyses.c.result).select_from(jobs.outerjoin(analyses, _analysis_of_job()))
                 .where(jobs.c.batch_id == batch_id).order_by(jobs.c.position)).mappings().all()
         return {**found, "items": [_job_record(row) for row in rows]}
+
+    def playlist_pending(self, batch_id: str) -> bool:
+        """Whether the batch's playlist still waits to be listed."""
+        with self.engine.connect() as connection:
+            return connection.execute(select(batches.c.playlist_url).where(
+                batches.c.id == batch_id)).scalar_one_or_none() is not None
 
     def batch_size(self, batch_id: str) -> int:
         with self.engine.connect() as connection:

@@ -12,6 +12,9 @@ from shared.service.settings import Settings
 
 ANALYZE = "genre.analyze"
 SEARCH = "genre.search"
+EXPAND = "genre.expand_playlist"
+# The task that runs a record of each kind (the reconciler sends lost ones again by kind).
+TASK_OF_KIND = {"job": ANALYZE, "search": SEARCH, "playlist": EXPAND}
 QUEUE = "genre"
 
 

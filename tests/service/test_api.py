@@ -90,9 +90,10 @@ def test_too_many_submissions_are_refused_with_429_and_retry_after(redis_url):
 
 
 def test_limits_tell_a_client_what_the_service_accepts(redis_url):
-    settings = Settings(redis_url=redis_url, max_upload_mb=12.5, max_audio_seconds=600, rate_limit_per_minute=7)
+    settings = Settings(redis_url=redis_url, max_upload_mb=12.5, max_audio_seconds=600, rate_limit_per_minute=7,
+                        max_batch_items=9)
     body = create_app(settings).test_client().get("/api/v1/limits").get_json()
-    assert body == {"max_upload_mb": 12.5, "max_audio_seconds": 600, "rate_limit_per_minute": 7}
+    assert body == {"max_upload_mb": 12.5, "max_audio_seconds": 600, "rate_limit_per_minute": 7, "max_batch_items": 9}
     assert_conforms(body, "Limits")
 
 

@@ -138,4 +138,4 @@ def test_form_field_over_the_form_memory_limit_is_refused_with_413_saying_so(api
 def test_unknown_id_of_any_characters_is_404_without_echoing_it(api, record_id):
     response = api.get(f"/api/v1/jobs/{record_id}")
     assert response.status_code == 404
-    assert refusal(response)["message"] == "No job with that id. Records are kept for 24 h after they end."
+    assert refusal(response)["message"] == "No job with that id. Jobs are kept until they are deleted."

@@ -1,0 +1,186 @@
+"""POST /api/v1/batches (many files, or many links and playlists), GET /api/v1/batches/{id} and its
+export. A batch's items are ordinary jobs; one that is refused or fails does so alone."""
+from __future__ import annotations
+
+import csv
+import io
+import logging
+
+from flask import Blueprint, Response, jsonify, request
+
+from api.bodies import json_body
+from api.context import get_celery, get_settings, get_store
+from api.errors import ApiError
+from api.links import playlist_link
+from api.records import accepted, check_rate_limit
+from api.submissions import Submission, discard, link_submission, start_jobs, upload_submission
+from shared.service import jobs
+from shared.service.queue import EXPAND
+
+log = logging.getLogger(__name__)
+bp = Blueprint("batches", __name__, url_prefix="/api/v1/batches")
+
+_USAGE = ("Send audio files as multipart/form-data fields named 'file' (several), or JSON "
+          "{\"urls\": [\"https://...\", ...]} (a YouTube playlist link adds its videos).")
+
+
+@bp.post("")
+def submit():
+    check_rate_limit()
+    settings = get_settings()
+    most = settings.max_batch_items
+    if request.mimetype == "multipart/form-data":
+        files = request.files.getlist("file")
+        if not files:
+            raise ApiError(400, "bad_request", "The form holds no file in the field 'file'. " + _USAGE)
+        _check_count(len(files), most)
+        return _start(files, lambda upload: upload_submission(upload),
+                      lambda upload: {"kind": "upload", "title": _title(upload), "duration_s": None})
+    body = json_body(_USAGE)
+    urls = body.get("urls") if isinstance(body, dict) else None
+    if not isinstance(urls, list) or not urls:
+        raise ApiError(400, "bad_request", _USAGE)
+    _check_count(len(urls), most)
+    playlists = [url for url in urls if playlist_link(url, settings)]
+    if len(playlists) > 1:
+        raise ApiError(422, "url_not_allowed", "A batch takes at most one playlist link; send the others as batches of their own.")
+    links = [url for url in urls if url not in playlists]
+    return _start(links, link_submission, _link_source,
+                  playlist_url=playlist_link(playlists[0], settings) if playlists else None)
+
+
+def _link_source(url: object) -> dict:
+    """What a refused link's item shows: the link as sent, when it was text at all."""
+    source = {"kind": "url", "title": None, "duration_s": None}
+    return {**source, "url": url[:2048]} if isinstance(url, str) else source
+
+
+def _check_count(count: int, most: int) -> None:
+    if count > most:
+        raise ApiError(413, "too_large", f"A batch holds at most {most} songs; this one has {count}. "
+                       "Send the rest as another batch.")
+
+
+def _title(upload) -> str:
+    from api.submissions import upload_title
+    return upload_title(upload.filename) or "upload"
+
+
+def _start(items: list, submit_one, refused_source, playlist_url: str | None = None):
+    """Each item becomes a job (a refused one, failed with its reason); then the batch."""
+    submissions: list[Submission] = []
+    refused: dict[int, tuple[dict, ApiError]] = {}
+    try:
+        for position, item in enumerate(items):
+            try:
+                submissions.append(submit_one(item))
+            except ApiError as error:
+                if error.status >= 500 or error.code == "too_large":
+                    raise  # the service's trouble, or a request past its limit: the whole batch waits
+                refused[position] = (refused_source(item), error)
+        batch_id = jobs.new_id()
+        start_jobs(submissions, batch_id, refused, playlist_url)
+    except BaseException:
+        for submission in submissions:
+            discard(submission)
+        raise
+    if playlist_url:
+        get_store().create("playlist", batch_id, url=playlist_url)
+        try:
+            get_celery().send_task(EXPAND, args=[batch_id], task_id=batch_id)
+        except Exception as error:
+            log.warning("batch %s: playlist not queued yet (%s); the reconciler will queue it", batch_id, error)
+    log.info("batch %s accepted: %d items%s", batch_id, len(items), " and a playlist" if playlist_url else "")
+    return accepted(batch_view(batch_id), "batches.status")
+
+
+def batch_view(batch_id: str) -> dict | None:
+    """The batch's public view: its items' live state where Redis has it, else the database's."""
+    store = get_store()
+    batch = store.db.batch(batch_id) if batch_id.isalnum() and len(batch_id) <= 64 else None
+    if batch is None:
+        return None
+    unfinished = [item["id"] for item in batch["items"] if item["status"] not in jobs.FINISHED]
+    live = store.get_many(unfinished)
+    items = [_item_view({**item, **live.get(item["id"], {})}) for item in batch["items"]]
+    counts = {status: 0 for status in ("queued", "running", "succeeded", "failed")}
+    for item in items:
+        counts[item["status"]] += 1
+    ended = counts["succeeded"] + counts["failed"]
+    expanding = batch["playlist_url"] is not None
+    view = {"id": batch_id, "status": "done" if ended == len(items) and not expanding else "running",
+            "created_at": batch["created_at"], "progress": {"done": ended, "total": len(items)},
+            "counts": counts, "expanding": expanding, "items": items}
+    if batch["error"]:
+        view["error"] = batch["error"]
+    return view
+
+
+def _item_view(record: dict) -> dict:
+    result = record.get("result") or {}
+    top = (result.get("top5") or [None])[0]
+    view = {"id": record["id"], "position": record.get("position"), "status": record["status"],
+            "stage": record.get("stage"), "progress": record.get("progress"), "source": record.get("source"),
+            "cached": record.get("cached", False), "top": top}
+    if record.get("error"):
+        view["error"] = record["error"]
+    return view
+
+
+@bp.get("/<record_id>")
+def status(record_id: str):
+    view = batch_view(record_id)
+    if view is None:
+        raise ApiError(404, "not_found", "No batch with that id.")
+    response = jsonify(view)
+    if view["status"] != "done":
+        response.headers["Retry-After"] = str(get_settings().poll_interval_s)
+    return response
+
+
+@bp.get("/<record_id>/export")
+def export(record_id: str):
+    """One row per song: CSV (a spreadsheet) or JSON."""
+    kind = request.args.get("format", "csv")
+    if kind not in ("csv", "json"):
+        raise ApiError(422, "bad_request", "format must be csv or json.")
+    batch = get_store().db.batch(record_id) if record_id.isalnum() and len(record_id) <= 64 else None
+    if batch is None:
+        raise ApiError(404, "not_found", "No batch with that id.")
+    rows = [_export_row(item) for item in batch["items"]]
+    name = f"batch-{record_id}.{kind}"
+    if kind == "json":
+        response = jsonify(rows)
+    else:
+        response = Response(_csv(rows), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+def _export_row(item: dict) -> dict:
+    source, result = item["source"] or {}, item.get("result") or {}
+    return {"position": item["position"], "job_id": item["id"], "title": source.get("title"),
+            "kind": source.get("kind"), "url": source.get("url"), "duration_s": source.get("duration_s"),
+            "status": item["status"], "error": item.get("error"),
+            "top5": result.get("top5", []), "tags": result.get("tags", [])}
+
+
+def _csv(rows: list[dict]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["position", "job_id", "title", "kind", "url", "duration_s", "status", "error_code",
+                     *[f"{name}{rank}" for rank in range(1, 6) for name in ("genre", "p")], "tags"])
+    for row in rows:
+        genres = [value for item in row["top5"][:5] for value in (item["genre"], round(item["p"], 4))]
+        genres += [""] * (10 - len(genres))
+        tags = "; ".join(f"{tag['tag']} ({tag['p']:.2f})" for tag in row["tags"])
+        writer.writerow([row["position"], row["job_id"], _cell(row["title"]), row["kind"], row["url"] or "",
+                         row["duration_s"] if row["duration_s"] is not None else "", row["status"],
+                         (row["error"] or {}).get("code", ""), *genres, tags])
+    return out.getvalue()
+
+
+def _cell(text: str | None) -> str:
+    """A title as a spreadsheet cell: never a formula (a title may be anything a user named a file)."""
+    text = text or ""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
