@@ -13,7 +13,7 @@ from api.context import get_celery, get_settings, get_store
 from api.errors import ApiError
 from api.links import playlist_link
 from api.records import accepted, check_rate_limit
-from api.submissions import Submission, discard, link_submission, start_jobs, upload_submission
+from api.submissions import Submission, discard, link_submission, start_jobs, upload_submission, upload_title
 from shared.service import jobs
 from shared.service.queue import EXPAND
 
@@ -34,8 +34,9 @@ def submit():
         if not files:
             raise ApiError(400, "bad_request", "The form holds no file in the field 'file'. " + _USAGE)
         _check_count(len(files), most)
-        return _start(files, lambda upload: upload_submission(upload),
-                      lambda upload: {"kind": "upload", "title": _title(upload), "duration_s": None})
+        return _start(files, upload_submission,
+                      lambda upload: {"kind": "upload", "title": upload_title(upload.filename) or "upload",
+                                      "duration_s": None})
     body = json_body(_USAGE)
     urls = body.get("urls") if isinstance(body, dict) else None
     if not isinstance(urls, list) or not urls:
@@ -59,11 +60,6 @@ def _check_count(count: int, most: int) -> None:
     if count > most:
         raise ApiError(413, "too_large", f"A batch holds at most {most} songs; this one has {count}. "
                        "Send the rest as another batch.")
-
-
-def _title(upload) -> str:
-    from api.submissions import upload_title
-    return upload_title(upload.filename) or "upload"
 
 
 def _start(items: list, submit_one, refused_source, playlist_url: str | None = None):
