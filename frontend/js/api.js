@@ -35,11 +35,12 @@ export const postJson = (path, data) =>
   request(path, { method: "POST", headers: { "Content-Type": "application/json", Accept: "application/json" },
     body: JSON.stringify(data) });
 
-// fetch() cannot report upload progress, XMLHttpRequest can.
-export function uploadFile(file, onProgress) {
+// fetch() cannot report upload progress, XMLHttpRequest can. Sends a form (field `file`, once per file)
+// and reports the share of it sent so far.
+function sendForm(path, files, onProgress) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
-    xhr.open("POST", "api/v1/jobs");
+    xhr.open("POST", path);
     xhr.setRequestHeader("Accept", "application/json");
     xhr.responseType = "json";
     xhr.upload.addEventListener("progress", (event) => {
@@ -51,24 +52,33 @@ export function uploadFile(file, onProgress) {
     });
     xhr.addEventListener("error", () => reject(new Problem("offline", "The upload could not reach the service.")));
     const form = new FormData();
-    form.append("file", file);
+    for (const file of files) form.append("file", file);
     xhr.send(form);
   });
 }
 
+export const uploadFile = (file, onProgress) => sendForm("api/v1/jobs", [file], onProgress);
+
+// Several files as one batch (POST /api/v1/batches); the answer is the batch.
+export const uploadBatch = (files, onProgress) => sendForm("api/v1/batches", files, onProgress);
+
 const sleep = (seconds) => new Promise((resolve) => setTimeout(resolve, seconds * 1000));
 
-// Polls a job or search until it ends. Waits as long as Retry-After says, backs off (up to 30 s)
-// while the service is unwell, and gives up at once on an answer that will not change (e.g. 404).
-// isCurrent() lets the caller stop a poll the listener has navigated away from.
-export async function poll(path, { onUpdate = () => {}, onTrouble = () => {}, isCurrent = () => true } = {}) {
+const ended = (body) => body.status === "succeeded" || body.status === "failed";
+
+// Polls a job, search or batch until it ends (ended(body); a batch ends when its status is "done").
+// Waits as long as Retry-After says, backs off (up to 30 s) while the service is unwell, and gives up
+// at once on an answer that will not change (e.g. 404). isCurrent() lets the caller stop a poll the
+// listener has navigated away from.
+export async function poll(path, { onUpdate = () => {}, onTrouble = () => {}, isCurrent = () => true,
+  isDone = ended } = {}) {
   let backoff = 1;
   while (isCurrent()) {
     let wait;
     try {
       const { body, retryAfter } = await request(path);
       if (!isCurrent()) break;
-      if (body.status === "succeeded" || body.status === "failed") return body;
+      if (isDone(body)) return body;
       onUpdate(body);
       backoff = 1;
       wait = retryAfter || 1;

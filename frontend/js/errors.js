@@ -27,7 +27,8 @@ export function describe(code, serverMessage) {
     particulars = particulars.charAt(0).toUpperCase() + particulars.slice(1);
   }
   const detail = particulars && !advice.includes(particulars) ? `${particulars} ${advice}` : advice;
-  return { title, detail };
+  // A batch's rows have room for the headline and the particulars, not the advice.
+  return { title, detail, particulars };
 }
 
 // Errors that may pass by themselves, where "Try again" repeats the same request.

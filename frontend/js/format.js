@@ -2,6 +2,9 @@
 
 export const percent = (p) => `${Math.round(p * 100)}%`;
 
+// "1 song", "3 songs".
+export const plural = (n, one, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+
 export function clock(seconds) {
   const total = Math.max(0, Math.round(seconds || 0));
   const h = Math.floor(total / 3600), m = Math.floor((total % 3600) / 60), s = total % 60;

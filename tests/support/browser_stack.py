@@ -2,6 +2,7 @@
 frontend/, a real Celery worker (only YouTube's network replaced) and a redis-server on a free port."""
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pytest
@@ -96,3 +97,23 @@ def finished_job(base: str, job_id: str, timeout: float = 120) -> dict:
         job = api_json(f"{base}api/v1/jobs/{job_id}")
         return job if job["status"] in FINISHED else None
     return wait_for(done, timeout, f"job {job_id}", interval=0.2)
+
+
+def finished_batch(base: str, batch_id: str, timeout: float = 180) -> dict:
+    """Polls a batch until every song in it has ended; its last view."""
+    def done():
+        batch = api_json(f"{base}api/v1/batches/{batch_id}")
+        return batch if batch["status"] == "done" else None
+    return wait_for(done, timeout, f"batch {batch_id}", interval=0.2)
+
+
+def post_batch(base: str, paths: list[Path]) -> dict:
+    """Submits files as one batch, as curl -F file=@a -F file=@b would; the batch's first view."""
+    boundary = uuid.uuid4().hex
+    body = b"".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{path.name}\"\r\n"
+                    f"Content-Type: application/octet-stream\r\n\r\n".encode() + path.read_bytes() + b"\r\n"
+                    for path in paths) + f"--{boundary}--\r\n".encode()
+    status, _, batch = http_json(f"{base}api/v1/batches", body,
+                                 {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert status == 202, batch
+    return batch
