@@ -120,6 +120,12 @@ def sweep_stale_files(settings: Settings) -> None:
 
 def _analyse(store: JobStore, job: dict, work: Path, settings: Settings, classifier: GenreClassifier) -> None:
     job_id, request, source = job["id"], job["request"], job["source"]
+    # Content known before any work (an upload, a YouTube link) may have been analysed by this model
+    # since the job was accepted (or while no worker was alive to say which model would run it).
+    known = request.get("content_key")
+    cached = cache.cached_result(store, classifier.version, known)
+    if cached is not None:
+        raise _AlreadyAnalysed(cached, known)
     if request.get("upload"):
         path, content_key = settings.storage_dir / Path(request["upload"]).name, request["content_key"]
         if not path.is_file():

@@ -92,3 +92,21 @@ def test_search_limits_come_from_the_settings(redis_url):
     client = create_app(Settings(redis_url=redis_url, max_search_results=3, max_search_query_chars=5)).test_client()
     responses = [client.post("/api/v1/searches", json=body) for body in ({"q": "abcdef"}, {"q": "abc", "limit": 4})]
     assert [r.status_code for r in responses] == [400, 400]
+
+
+def test_a_queued_youtube_job_whose_video_was_analysed_since_is_answered_by_the_worker_without_fetching(
+        client, store, settings):
+    from shared.engine.model_version import model_version
+    from shared.service import cache
+    from shared.service.queue import ANALYZE, make_celery
+
+    key, url = "youtube:cachedVide0", "https://www.youtube.com/watch?v=cachedVide0"
+    cache.remember_result(store, model_version(settings.model_path), key, {
+        "result": {"top5": [{"genre": "jazz", "p": 0.9}], "segments": []},
+        "source": {"kind": "youtube", "title": "Known", "duration_s": 3.0, "url": url}})
+    # Accepted while no worker could say which model would run it: queued, not answered.
+    record = store.create("job", source={"kind": "youtube", "title": None, "duration_s": None, "url": url},
+                          request={"url": url, "content_key": key, "model_version": None}, cached=False)
+    make_celery(settings).send_task(ANALYZE, args=[record["id"]], task_id=record["id"])
+    job = finished(client, f"/api/v1/jobs/{record['id']}")
+    assert (job["cached"], job["source"]["title"]) == (True, "Known")
