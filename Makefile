@@ -66,6 +66,8 @@ bench: install
 	$(PY) tests/benchmarks/slow_clients.py
 	$(PY) tests/benchmarks/redis_fsync.py
 	$(PY) tests/benchmarks/drills.py
+	$(PY) tests/benchmarks/library_scan.py
+	$(PY) tests/benchmarks/batch_throughput.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache tests/artifacts var build
