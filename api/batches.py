@@ -12,6 +12,7 @@ from api.bodies import json_body
 from api.context import get_celery, get_settings, get_store
 from api.errors import ApiError
 from api.links import playlist_link
+from api.log_ids import bind as bind_log_ids
 from api.records import accepted, check_rate_limit
 from api.submissions import Submission, discard, link_submission, start_jobs, upload_submission, upload_title
 from shared.service import jobs
@@ -75,6 +76,7 @@ def _start(items: list, submit_one, refused_source, playlist_url: str | None = N
                     raise  # the service's trouble, or a request past its limit: the whole batch waits
                 refused[position] = (refused_source(item), error)
         batch_id = jobs.new_id()
+        bind_log_ids(batch_id=batch_id)
         start_jobs(submissions, batch_id, refused, playlist_url)
     except BaseException:
         for submission in submissions:

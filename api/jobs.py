@@ -8,6 +8,7 @@ from flask import Blueprint, request
 from api.bodies import json_body
 from api.context import get_settings, get_store
 from api.errors import ApiError
+from api.log_ids import bind as bind_log_ids
 from api.records import accepted, check_rate_limit, record_response
 from api.submissions import discard, link_submission, start_jobs, upload_submission
 
@@ -40,6 +41,7 @@ def submit():
         if not (isinstance(body, dict) and "url" in body):
             raise ApiError(400, "bad_request", _USAGE)
         submission = link_submission(body["url"])
+    bind_log_ids(job_id=submission.job_id)
     try:
         (record,) = start_jobs([submission])
     except BaseException:

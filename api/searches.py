@@ -8,6 +8,7 @@ from flask import Blueprint
 from api.bodies import json_body
 from api.context import get_celery, get_settings, get_store
 from api.errors import ApiError
+from api.log_ids import bind as bind_log_ids
 from api.records import accepted, check_rate_limit, record_response
 from shared.service.queue import SEARCH
 
@@ -36,6 +37,7 @@ def submit():
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= most:
         raise ApiError(400, "bad_request", f"limit must be a whole number from 1 to {most}.")
     record = get_store().create("search", query=query.strip(), limit=limit)
+    bind_log_ids(search_id=record["id"])
     try:
         get_celery().send_task(SEARCH, args=[record["id"]], task_id=record["id"])
     except Exception as error:

@@ -15,7 +15,7 @@ from api.context import get_celery, get_model_version, get_settings, get_store
 from api.errors import ApiError
 from api.links import LinkRefused, check_link
 from shared.engine.sniff import sniff
-from shared.service import cache, content_keys, jobs
+from shared.service import cache, content_keys, jobs, logs
 from shared.service.queue import ANALYZE
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,8 @@ def start_jobs(submissions: list[Submission], batch_id: str | None = None,
             cache.succeed_from_cache(store, record["id"], record["source"], answer,
                                      record["request"]["content_key"], version)
             discard(Submission(record["id"], record["source"], record["request"], None))
-            log.info("job %s answered from the cache (%s)", record["id"], record["request"]["content_key"])
+            with logs.bind(job_id=record["id"]):
+                log.info("job %s answered from the cache (%s)", record["id"], record["request"]["content_key"])
         else:
             send_job(record["id"])
     return [store.get("job", record["id"]) for record in records]
@@ -116,7 +117,8 @@ def send_job(job_id: str) -> None:
     except Exception as error:
         # Accepted all the same: the record is open, so the reconciler (shared/service/reconcile.py) sends
         # it within ORPHAN_GRACE_S. Refusing now could leave a record a later turn would run anyway.
-        log.warning("job %s: not queued yet (%s); the reconciler will queue it", job_id, error)
+        with logs.bind(job_id=job_id):
+            log.warning("job %s: not queued yet (%s); the reconciler will queue it", job_id, error)
 
 
 def _store(upload: FileStorage, final: Path, limit_mb: float) -> tuple[Path, str]:
