@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from celery import signals
 
+from shared.service import metrics
 from worker.celery_app import settings
 
 log = logging.getLogger(__name__)
@@ -24,6 +26,7 @@ def get_classifier():
     if _classifier is None:
         from shared.engine.inference import GenreClassifier  # torch is imported here, not by the API
 
+        started = time.perf_counter()
         try:
             classifier = GenreClassifier(**settings.model_options)
         except Exception as error:
@@ -34,6 +37,8 @@ def get_classifier():
             raise ModelUnavailable(f"MODEL_PATH changed since the worker started (version {version}, now "
                                    f"{classifier.version}); restart the worker")
         _classifier = classifier
+        metrics.MODEL_LOAD_SECONDS.labels(classifier.device.type).observe(time.perf_counter() - started)
+        metrics.PRECISION.labels(classifier.device.type, classifier.precision).set(1)
     return _classifier
 
 

@@ -163,7 +163,7 @@ def redis_url(tmp_path_factory):
 
 
 def stack_env(folder: Path, redis_url: str, **extra: str | None) -> dict[str, str]:
-    """The service's environment for the tests and benchmarks: uploads and work files under ``folder``,
+    """The service's environment for the tests and benchmarks: uploads, work files and metrics under ``folder``,
     no rate limit, one torch thread, float32; then ``extra``, where None leaves a setting out (the
     service's own default)."""
     env = {
@@ -171,6 +171,7 @@ def stack_env(folder: Path, redis_url: str, **extra: str | None) -> dict[str, st
         "DATABASE_URL": f"sqlite:///{folder / 'genre.db'}",
         "STORAGE_DIR": str(folder / "uploads"),
         "WORK_DIR": str(folder / "work"),
+        "METRICS_DIR": str(folder / "metrics"),
         "RATE_LIMIT_PER_MINUTE": "0",
         # Workers share 2 cores with the test process (and with each other): one thread each
         # avoids oversubscription, under which torch's thread pool slows down many times over.
