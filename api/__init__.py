@@ -5,11 +5,10 @@ through ``shared/service/jobs.py`` and sends a task by name; ``worker/`` does th
 """
 from __future__ import annotations
 
-import logging
-
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from shared.service import logs
 from shared.service.database import Database
 from shared.service.settings import Settings
 
@@ -26,11 +25,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["DATABASE"] = Database.open(settings.database_url)
     if settings.proxy_hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(settings.log_format)
 
-    from api import batches, errors, frontend, health, jobs, limits, openapi, searches
+    from api import api_docs, batches, errors, frontend, health, jobs, limits, log_ids, metrics, openapi, searches
 
     errors.register(app)
-    for module in (jobs, batches, searches, limits, health, openapi, frontend):
+    # metrics first: its clock starts before, and stops after, the other blueprints' request hooks.
+    for module in (metrics, log_ids, jobs, batches, searches, limits, health, openapi, api_docs, frontend):
         app.register_blueprint(module.bp)
     return app

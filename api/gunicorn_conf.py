@@ -13,6 +13,7 @@ Values come from shared/service/settings.py (Settings.from_env, read once in the
 worker process's app reads them as it is created (api.create_app), and the worker class,
 api/gunicorn_worker.py, takes its deadlines from that app's settings.
 """
+from shared.service import logs, metrics_dir
 from shared.service.settings import Settings
 
 _settings = Settings.from_env()
@@ -37,6 +38,24 @@ limit_request_fields = 100
 limit_request_field_size = 8190
 
 accesslog = "-"
+# LOG_FORMAT=json: gunicorn's error and access lines, and the application's (the root logger, which
+# create_app then leaves as it is), one JSON object each (shared/service/logs.py); text: as gunicorn
+# writes them, and the application's as create_app sets them up.
+logconfig_dict = logs.gunicorn_config(_settings.log_format)
+
+
+# Prometheus metrics (api/metrics.py): every process writes its values to files in a folder of this
+# gunicorn's own under METRICS_DIR, chosen here in the master before any process imports
+# prometheus_client (the workers inherit it); a process that exits has its live gauges removed.
+def on_starting(server):
+    metrics_dir.use(_settings.metrics_dir, "api")
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
 
 # No control socket (gunicorn 25+ opens one at $HOME/.gunicorn/gunicorn.ctl by default): nothing
 # here uses it, every gunicorn on a machine would share that one path, and the image's home is

@@ -44,7 +44,7 @@ KUBERNETES_VERSION = "1.30.0"
 SETTING_NAMES = {f.name.upper() for f in dataclasses.fields(Settings)}
 # Variables of the compose file that configure compose itself, Flower or PostgreSQL, not the service.
 COMPOSE_ONLY = {"FLOWER_BASIC_AUTH", "FLOWER_BIND", "FLOWER_PORT", "WEB_PORT", "REDIS_MAXMEMORY",
-                "POSTGRES_PASSWORD"}
+                "POSTGRES_PASSWORD", "PROMETHEUS_BIND", "PROMETHEUS_PORT", "GRAFANA_BIND", "GRAFANA_PORT"}
 MIGRATE = ["python", "-m", "shared.service.migrate"]
 GRACE_S = Settings().task_time_limit_s
 
@@ -109,7 +109,8 @@ def seconds(duration: str) -> float:
 # --- docker-compose.yml
 
 def test_compose_file_is_valid_with_the_example_env(compose):
-    assert set(compose["services"]) == {"redis", "postgres", "migrate", "api", "worker", "worker-gpu", "flower", "web"}
+    assert set(compose["services"]) == {"redis", "postgres", "migrate", "api", "worker", "worker-gpu", "flower", "web",
+                                        "prometheus", "grafana"}
 
 
 def test_compose_refuses_to_start_without_a_flower_password(tmp_path):
@@ -213,6 +214,26 @@ def test_compose_flower_and_web_use_their_images_and_ports(compose):
         "api", "worker", "worker-gpu", "flower", "web"}
 
 
+def test_compose_prometheus_scrapes_the_api_and_every_worker_with_its_mounted_config(compose):
+    services = compose["services"]
+    prometheus = services["prometheus"]
+    assert prometheus["image"].startswith("prom/prometheus:")
+    # docker-compose v1 prints mounts as "source:target:mode", a bind mount's source made absolute.
+    mounts = {target: source for source, target, *_ in (v.split(":") for v in prometheus["volumes"])}
+    assert Path(mounts["/etc/prometheus/prometheus.yml"]) == REPO / "deploy" / "prometheus.yml"
+    config = yaml.safe_load((REPO / "deploy" / "prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    (api,) = jobs["api"]["dns_sd_configs"]
+    (workers,) = jobs["worker"]["dns_sd_configs"]
+    assert api["names"] == ["api"] and api["port"] == 8000 and jobs["api"]["metrics_path"] == "/metrics"
+    assert set(workers["names"]) == {"worker", "worker-gpu"}
+    for name in workers["names"]:
+        assert int(services[name]["environment"]["WORKER_METRICS_PORT"]) == workers["port"], name
+    grafana = services["grafana"]
+    assert grafana["profiles"] == ["monitoring"]
+    assert any("genre-dashboard.json" in str(v) for v in grafana["volumes"])
+
+
 # --- Settings named anywhere in the deployment exist, and their values are accepted
 
 def test_settings_named_in_compose_example_env_and_manifests_exist():
@@ -313,6 +334,18 @@ def test_keda_scales_each_worker_deployment_on_the_celery_queue_in_redis():
         assert doc["spec"]["maxReplicaCount"] > doc["spec"].get("minReplicaCount", 0)
     redis_url = of_kind("ConfigMap")["genre-settings"]["data"]["REDIS_URL"]
     assert redis_url.endswith("/" + of_kind("ScaledObject")["worker"]["spec"]["triggers"][0]["metadata"]["databaseIndex"])
+
+
+def test_api_and_worker_pods_are_annotated_for_prometheus_on_their_metrics_port():
+    for name in ("api", "worker", "worker-gpu"):
+        template = of_kind("Deployment")[name]["spec"]["template"]
+        annotations = template["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true" and annotations["prometheus.io/path"] == "/metrics", name
+        (container,) = template["spec"]["containers"]
+        assert int(annotations["prometheus.io/port"]) in {p["containerPort"] for p in container["ports"]}, name
+        if name != "api":
+            env = {e["name"]: e.get("value") for e in container["env"]}
+            assert env["WORKER_METRICS_PORT"] == annotations["prometheus.io/port"], name
 
 
 def test_gpu_worker_asks_for_a_gpu_and_tolerates_gpu_nodes():
@@ -551,6 +584,7 @@ client = create_app(Settings(redis_url="redis://127.0.0.1:1/0", database_url=os.
 assert client.get("/healthz").status_code == 200
 assert client.get("/api/v1/openapi.json").status_code == 200
 assert client.get("/").status_code == 200
+assert client.get("/api/docs").status_code == 200
 assert "torch" not in sys.modules and "numpy" not in sys.modules
 """
 
@@ -785,6 +819,20 @@ def test_web_server_serves_the_pages_modules_as_javascript(web):
         response = conn.getresponse()
         response.read()
         assert response.status == 200 and response.getheader("Content-Type").startswith(kind), page
+
+
+def test_web_server_passes_the_api_reference_on_and_serves_its_swagger_ui(web):
+    conn = http.client.HTTPConnection("127.0.0.1", web, timeout=10)
+    conn.request("GET", "/api/docs")
+    page = conn.getresponse()
+    assert page.status == 200 and json.loads(page.read())["path"] == "/api/docs"  # the API answers it
+    for path, kind in (("/vendor/swagger-ui/swagger-ui-bundle.js", ("application/javascript", "text/javascript")),
+                       ("/vendor/swagger-ui/swagger-ui.css", ("text/css",)),
+                       ("/js/api-docs.js", ("application/javascript", "text/javascript"))):
+        conn.request("GET", path)
+        response = conn.getresponse()
+        assert response.status == 200 and response.read() == (REPO / "frontend" / path.lstrip("/")).read_bytes()
+        assert response.getheader("Content-Type").split(";")[0] in kind, path
 
 
 def test_web_server_refuses_a_body_far_over_the_limit_with_the_services_json(web):

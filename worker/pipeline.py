@@ -16,7 +16,7 @@ from shared.engine.audio import SAMPLE_RATE, decode
 from shared.engine.errors import AnalysisError
 from shared.engine.inference import EMBEDDING_KIND, GenreClassifier
 from shared.engine.result import build_result
-from shared.service import cache, content_keys, jobs, registry
+from shared.service import cache, content_keys, jobs, logs, metrics, registry
 from shared.service.jobs import JobStore
 from shared.service.settings import Settings
 from worker.download import download, one_line
@@ -36,6 +36,12 @@ def run(job_id: str, store: JobStore, settings: Settings, classifier: GenreClass
     """``store`` should be patient (worker.celery_app.job_store): through a short Redis outage the
     job waits and then finishes, rather than being lost."""
     job = store.get("job", job_id)
+    with logs.bind(job_id=job_id, batch_id=(job or {}).get("batch_id")):
+        _run(job_id, job, store, settings, classifier, worker)
+
+
+def _run(job_id: str, job: dict | None, store: JobStore, settings: Settings, classifier: GenreClassifier,
+         worker: str) -> None:
     if job is None:
         log.warning("job %s: no record (expired?); nothing to do", job_id)
         clean_up(job_id, settings)
@@ -57,12 +63,15 @@ def run(job_id: str, store: JobStore, settings: Settings, classifier: GenreClass
         store.fail("job", job_id, "internal",
                    f"The analysis stopped {settings.max_attempts} times before it could end; it was not tried "
                    "again. The file may be one the service cannot handle.")
+        metrics.job_ended("failed", "internal")
         clean_up(job_id, settings)
         return
     if attempt > 1:
         log.warning("job %s: attempt %d (the last one stopped before the job ended)", job_id, attempt)
     restart = {"stage": "queued", "progress": {"done": 0, "total": 0}} if attempt > 1 else {}
     store.update("job", job_id, status="running", worker=worker, attempt=attempt, **restart)
+    if attempt == 1 and job.get("created_at"):  # later attempts waited for the earlier ones too
+        metrics.QUEUE_WAIT.observe(max(0.0, time.time() - float(job["created_at"])))
     try:
         _run_to_an_end(store, job, work, settings, classifier)
     except BaseException:
@@ -82,13 +91,16 @@ def _run_to_an_end(store: JobStore, job: dict, work: Path, settings: Settings, c
     except _AlreadyAnalysed as hit:
         cache.succeed_from_cache(store, job_id, job["source"], hit.cached, hit.content_key, classifier.version)
         log.info("job %s answered from the cache", job_id)
+        metrics.job_ended("succeeded")
     except AnalysisError as error:
         log.info("job %s failed: %s (%s)", job_id, error.code, one_line(error.message))
         store.fail("job", job_id, error.code, error.message)
+        metrics.job_ended("failed", error.code)
     except SoftTimeLimitExceeded:
         log.warning("job %s: over the %d s time limit", job_id, settings.task_soft_time_limit_s)
         store.fail("job", job_id, "internal",
                    f"The analysis took longer than {settings.task_soft_time_limit_s} s and was stopped.")
+        metrics.job_ended("failed", "internal")
     except jobs.StoreUnavailable:
         log.error("job %s: the job store stayed unreachable for %.0f s; handing the job back",
                   job_id, settings.redis_retry_s)
@@ -96,6 +108,7 @@ def _run_to_an_end(store: JobStore, job: dict, work: Path, settings: Settings, c
     except Exception:
         log.exception("job %s: unexpected error", job_id)
         store.fail("job", job_id, "internal", f"Something went wrong on our side (job {job_id}).")
+        metrics.job_ended("failed", "internal")
 
 
 def clean_up(job_id: str, settings: Settings) -> None:
@@ -141,12 +154,15 @@ def _analyse(store: JobStore, job: dict, work: Path, settings: Settings, classif
             if cached is not None:
                 raise _AlreadyAnalysed(cached, key)
 
+        started = time.monotonic()
         fetched = download(request["url"], work, settings, before_download=stop_if_cached, job_id=job_id)
+        metrics.STAGE_SECONDS.labels("download").observe(time.monotonic() - started)
         path, content_key = fetched.path, fetched.content_key
         source = {**source, "title": fetched.title, "duration_s": fetched.duration_s}
         log.info("job %s: downloaded %s (%s)", job_id, one_line(fetched.title or ""), content_key)
 
     store.update("job", job_id, status="running", stage="decoding", source=source)
+    started = time.monotonic()
     try:
         audio = decode(path, **settings.decode_options)
     except AnalysisError as error:
@@ -154,6 +170,7 @@ def _analyse(store: JobStore, job: dict, work: Path, settings: Settings, classif
         message = error.message.removeprefix(f"{path.name}: ")
         error.message = message[:1].upper() + message[1:]
         raise
+    metrics.STAGE_SECONDS.labels("decode").observe(time.monotonic() - started)
     duration = round(len(audio) / SAMPLE_RATE, 3)
     source = {**source, "duration_s": duration}
     store.update("job", job_id, stage="analyzing", source=source)
@@ -161,8 +178,11 @@ def _analyse(store: JobStore, job: dict, work: Path, settings: Settings, classif
     def report(done: int, total: int) -> None:
         store.update("job", job_id, progress={"done": done, "total": total})
 
+    started = time.monotonic()
     prediction = classifier.predict(audio, progress=report)
     result = build_result(prediction, audio, classifier.info, settings.top_tags)
+    metrics.STAGE_SECONDS.labels("analyze").observe(time.monotonic() - started)
+    metrics.AUDIO_SECONDS.inc(len(audio) / SAMPLE_RATE)
     total = len(result["segments"])
     # Once per analysis run to its end (a job run twice logs it twice; the store records one result).
     log.info("job %s: analysed to the end", job_id)
@@ -176,4 +196,5 @@ def _analyse(store: JobStore, job: dict, work: Path, settings: Settings, classif
     if store.succeed("job", job_id, result=result, source=source, progress={"done": total, "total": total},
                      content_key=content_key, model_version=classifier.version):
         log.info("job %s succeeded: %s", job_id, result["top5"][0]["genre"])
+        metrics.job_ended("succeeded")
 

@@ -1,15 +1,16 @@
 """The Celery tasks: thin wrappers that hand a job or a search id to its pipeline.
 
-The task id is the job id, so Celery's log lines carry it.
+The task id is the job id (a playlist's: its batch's), so Celery's log lines carry it, and so does
+every line logged while the task runs in LOG_FORMAT=json (its ``job_id``, ``batch_id`` or ``search_id``).
 """
 from __future__ import annotations
 
-from celery import Task
+from celery import Task, signals
 from celery.exceptions import TimeLimitExceeded
 from celery.utils.log import get_task_logger
 
 from shared.engine.errors import AnalysisError
-from shared.service import content_keys, jobs
+from shared.service import content_keys, jobs, logs, metrics
 from shared.service.queue import ANALYZE, EXPAND, SEARCH
 from worker import pipeline
 from worker.celery_app import app, job_store, settings
@@ -18,6 +19,26 @@ from worker.playlist import list_videos
 from worker.search import search
 
 log = get_task_logger(__name__)
+
+# The id each task's id is, for its log lines.
+_ID_OF_TASK = {ANALYZE: "job_id", EXPAND: "batch_id", SEARCH: "search_id"}
+_bound: dict[str, logs.bind] = {}
+
+
+@signals.task_prerun.connect
+def _bind_log_ids(task_id=None, task=None, **_):
+    """From before the task's body to after Celery's own lines about how it ended (and its
+    on_failure), every line logged carries the task's id (shared/service/logs.py)."""
+    field = _ID_OF_TASK.get(getattr(task, "name", None))
+    if field and task_id:
+        _bound[task_id] = logs.bind(**{field: task_id}).enter()
+
+
+@signals.task_postrun.connect
+def _unbind_log_ids(task_id=None, **_):
+    bound = _bound.pop(task_id, None)
+    if bound is not None:
+        bound.leave()
 
 
 class _RecordedTask(Task):
@@ -40,6 +61,7 @@ class _RecordedTask(Task):
             message = f"Something went wrong on our side ({self.kind} {task_id})."
         store.fail(self.kind, task_id, "internal", message)
         if self.kind == "job":
+            metrics.job_ended("failed", "internal")
             pipeline.clean_up(task_id, settings)
 
 

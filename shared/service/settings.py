@@ -111,6 +111,10 @@ class Settings:
     max_search_query_chars: int = 200
     # Largest JSON request body, in kB (larger: 413).
     max_json_kb: int = 64
+    # How the API, gunicorn and the workers write their logs: "text" (a readable line per record) or
+    # "json" (one JSON object per line: time in UTC, level, logger, message, and the job_id, batch_id,
+    # search_id and API key name it concerns where known; never a key itself).
+    log_format: str = "text"
 
     # --- The API's web server (gunicorn, configured by api/gunicorn_conf.py) ---
     # gunicorn processes serving the API; each serves many connections at once (gevent).
@@ -155,6 +159,16 @@ class Settings:
     # to disk before Redis answers (nothing accepted is lost even on a power cut), "everysec"
     # once a second (a Redis crash loses nothing, a power cut up to a second).
     redis_appendfsync: str = "always"
+
+    # --- Metrics (Prometheus; docs/operations.md, "Monitoring") ---
+    # Where the API's gunicorn processes, and a worker's pool processes, keep their metrics for
+    # /metrics to read together (prometheus_client's multiprocess mode: PROMETHEUS_MULTIPROC_DIR is
+    # set from it). Each API and each worker takes a folder of its own in it, emptied as it starts.
+    # A writable local folder; the images use /tmp/metrics.
+    metrics_dir: Path = Path("var/metrics")
+    # The port a worker serves its Prometheus metrics on (any path), from its main process, for
+    # all its pool processes; 0 serves none. The compose file and the manifests use 9808.
+    worker_metrics_port: int = 0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
@@ -211,6 +225,8 @@ class Settings:
             raise SettingsError("MAX_ATTEMPTS must be 1 or more")
         if self.redis_retry_s < 0 or self.orphan_grace_s <= 0:
             raise SettingsError("REDIS_RETRY_S must be 0 or more and ORPHAN_GRACE_S positive")
+        if self.log_format not in ("text", "json"):
+            raise SettingsError(f"LOG_FORMAT={self.log_format!r}: use text or json")
         if self.redis_appendfsync not in ("always", "everysec"):
             raise SettingsError(f"REDIS_APPENDFSYNC={self.redis_appendfsync!r}: use always or everysec")
         if self.rate_limit_per_minute < 0:
@@ -221,6 +237,8 @@ class Settings:
             raise SettingsError("HEADER_TIMEOUT_S and READ_TIMEOUT_S must be positive")
         if self.upload_grace_s < 0 or self.min_upload_kb_s < 0 or self.keepalive_s < 0:
             raise SettingsError("UPLOAD_GRACE_S, MIN_UPLOAD_KB_S and KEEPALIVE_S must be 0 or more")
+        if not 0 <= self.worker_metrics_port <= 65535:
+            raise SettingsError("WORKER_METRICS_PORT must be 0 (off) or a port number")
 
     @property
     def decode_options(self) -> dict:
