@@ -108,6 +108,7 @@ ENTRY_POINTS = {
     "worker/celery_app.py",  # the Celery worker
     "shared/engine/cli.py",  # genre-classify
     "shared/service/migrate.py",  # the database's migration step
+    "shared/service/admin.py",  # genre-admin (API keys)
     "training/cli.py",  # genre-train
     "training/evaluate_gtzan.py",  # its own command
     "deploy/run_local.py",  # make up

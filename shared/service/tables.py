@@ -27,15 +27,36 @@ analyses = Table(
     UniqueConstraint("content_key", "model_version", name="uq_analyses_content_model"),
 )
 
+# Who may use the API when AUTH=keys (shared/service/keys.py; `genre-admin keys ...`). Only the
+# SHA-256 of a key is kept: a key is 256 random bits, so no slow hash is needed to protect it.
+api_keys = Table(
+    "api_keys", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+    # hex SHA-256 of the whole key: what a request's key is looked up by.
+    Column("secret_hash", String(64), nullable=False, unique=True),
+    # The key's first characters, shown in listings so an operator can tell keys apart.
+    Column("prefix", String(16), nullable=False),
+    # Submissions per minute for this key; null: RATE_LIMIT_PER_MINUTE; 0: no limit.
+    Column("quota_per_minute", Integer, nullable=True),
+    # May read /metrics.
+    Column("admin", Boolean, nullable=False, default=False),
+    Column("created_at", Float, nullable=False),
+    Column("revoked_at", Float, nullable=True),
+)
+
 # Many songs submitted together; its items are ordinary jobs.
 batches = Table(
     "batches", metadata,
     Column("id", String(64), primary_key=True),
     Column("created_at", Float, nullable=False),
+    # The API key that made it (AUTH=keys), else null. Keys are revoked, never deleted.
+    Column("key_id", Integer, nullable=True),
     # A playlist link waiting for a worker to list its videos, else null.
     Column("playlist_url", String(2000), nullable=True),
     # Why the playlist could not be listed ({"code", "message"}), else null.
     Column("error", JSON, nullable=True),
+    Index("ix_batches_key", "key_id"),
 )
 
 jobs = Table(
@@ -54,7 +75,10 @@ jobs = Table(
     Column("error", JSON, nullable=True),
     Column("created_at", Float, nullable=False),
     Column("finished_at", Float, nullable=True),
+    # The API key that made it (AUTH=keys), else null.
+    Column("key_id", Integer, nullable=True),
     Index("ix_jobs_batch", "batch_id", "position"),
     Index("ix_jobs_content", "content_key", "model_version"),
     Index("ix_jobs_open", "finished_at"),
+    Index("ix_jobs_key", "key_id"),
 )
