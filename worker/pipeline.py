@@ -16,7 +16,7 @@ from shared.engine.audio import SAMPLE_RATE, decode
 from shared.engine.errors import AnalysisError
 from shared.engine.inference import EMBEDDING_KIND, GenreClassifier
 from shared.engine.result import build_result
-from shared.service import cache, content_keys, jobs, logs, metrics, registry
+from shared.service import cache, cancel, content_keys, jobs, logs, metrics, registry
 from shared.service.jobs import JobStore
 from shared.service.settings import Settings
 from worker.download import download, one_line
@@ -92,6 +92,10 @@ def _run_to_an_end(store: JobStore, job: dict, work: Path, settings: Settings, c
         cache.succeed_from_cache(store, job_id, job["source"], hit.cached, hit.content_key, classifier.version)
         log.info("job %s answered from the cache", job_id)
         metrics.job_ended("succeeded")
+    except cancel.Cancelled:
+        log.info("job %s cancelled", job_id)
+        store.fail("job", job_id, cancel.CODE, cancel.MESSAGE)
+        metrics.job_ended("failed", cancel.CODE)
     except AnalysisError as error:
         log.info("job %s failed: %s (%s)", job_id, error.code, one_line(error.message))
         store.fail("job", job_id, error.code, error.message)
@@ -131,8 +135,15 @@ def sweep_stale_files(settings: Settings) -> None:
                 log.warning("could not remove stale %s: %s", path, error)
 
 
+def _stop_if_cancelled(store: JobStore, job_id: str) -> None:
+    """Between stages: one HEXISTS (after each batch of segments the progress report asks instead)."""
+    if cancel.requested(store, job_id):
+        raise cancel.Cancelled()
+
+
 def _analyse(store: JobStore, job: dict, work: Path, settings: Settings, classifier: GenreClassifier) -> None:
     job_id, request, source = job["id"], job["request"], job["source"]
+    _stop_if_cancelled(store, job_id)
     # Content known before any work (an upload, a YouTube link) may have been analysed by this model
     # since the job was accepted (or while no worker was alive to say which model would run it).
     known = request.get("content_key")
@@ -149,6 +160,7 @@ def _analyse(store: JobStore, job: dict, work: Path, settings: Settings, classif
         work.mkdir(parents=True, exist_ok=True)
 
         def stop_if_cached(info: dict) -> None:
+            _stop_if_cancelled(store, job_id)  # between reading the video's details and fetching it
             key = content_keys.downloaded(info)
             cached = cache.cached_result(store, classifier.version, key)
             if cached is not None:
@@ -160,6 +172,7 @@ def _analyse(store: JobStore, job: dict, work: Path, settings: Settings, classif
         path, content_key = fetched.path, fetched.content_key
         source = {**source, "title": fetched.title, "duration_s": fetched.duration_s}
         log.info("job %s: downloaded %s (%s)", job_id, one_line(fetched.title or ""), content_key)
+        _stop_if_cancelled(store, job_id)
 
     store.update("job", job_id, status="running", stage="decoding", source=source)
     started = time.monotonic()
@@ -173,10 +186,14 @@ def _analyse(store: JobStore, job: dict, work: Path, settings: Settings, classif
     metrics.STAGE_SECONDS.labels("decode").observe(time.monotonic() - started)
     duration = round(len(audio) / SAMPLE_RATE, 3)
     source = {**source, "duration_s": duration}
+    _stop_if_cancelled(store, job_id)
     store.update("job", job_id, stage="analyzing", source=source)
 
     def report(done: int, total: int) -> None:
-        store.update("job", job_id, progress={"done": done, "total": total})
+        # Called before the first batch of segments and after each: the cancel is checked in the same round trip.
+        if not cancel.report_progress(store, job_id, done, total):
+            log.info("job %s: cancelled at segment %d of %d", job_id, done, total)
+            raise cancel.Cancelled()
 
     started = time.monotonic()
     prediction = classifier.predict(audio, progress=report)
