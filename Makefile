@@ -68,6 +68,8 @@ bench: install
 	$(PY) tests/benchmarks/drills.py
 	$(PY) tests/benchmarks/library_scan.py
 	$(PY) tests/benchmarks/batch_throughput.py
+	$(PY) tests/benchmarks/poll_load.py
+	$(PY) tests/benchmarks/cancel_check.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache tests/artifacts var build

@@ -27,10 +27,15 @@ def create_app(settings: Settings | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops)
     logs.configure(settings.log_format)
 
-    from api import api_docs, batches, errors, frontend, health, jobs, limits, log_ids, metrics, openapi, searches
+    from api import (api_docs, auth, batches, errors, frontend, health, jobs, limits, log_ids, metrics, openapi,
+                     quotas, searches)
 
     errors.register(app)
     # metrics first: its clock starts before, and stops after, the other blueprints' request hooks.
     for module in (metrics, log_ids, jobs, batches, searches, limits, health, openapi, api_docs, frontend):
         app.register_blueprint(module.bp)
+    # After the blueprints' own request hooks (the metrics clock, the URL's log ids): the key first,
+    # then the rate limits, which count per key.
+    auth.init(app)
+    quotas.init(app, settings)
     return app

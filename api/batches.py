@@ -9,14 +9,13 @@ import logging
 from flask import Blueprint, Response, jsonify, request
 
 from api.bodies import json_body
-from api.context import get_celery, get_settings, get_store
+from api.context import get_settings, get_store
 from api.errors import ApiError
 from api.links import playlist_link
 from api.log_ids import bind as bind_log_ids
-from api.records import accepted, check_rate_limit
-from api.submissions import Submission, discard, link_submission, start_jobs, upload_submission, upload_title
+from api.records import accepted
+from api.submissions import Submission, discard, link_submission, start_jobs, upload_source, upload_submission
 from shared.service import jobs
-from shared.service.queue import EXPAND
 
 log = logging.getLogger(__name__)
 bp = Blueprint("batches", __name__, url_prefix="/api/v1/batches")
@@ -27,7 +26,6 @@ _USAGE = ("Send audio files as multipart/form-data fields named 'file' (several)
 
 @bp.post("")
 def submit():
-    check_rate_limit()
     settings = get_settings()
     most = settings.max_batch_items
     if request.mimetype == "multipart/form-data":
@@ -35,9 +33,7 @@ def submit():
         if not files:
             raise ApiError(400, "bad_request", "The form holds no file in the field 'file'. " + _USAGE)
         _check_count(len(files), most)
-        return _start(files, upload_submission,
-                      lambda upload: {"kind": "upload", "title": upload_title(upload.filename) or "upload",
-                                      "duration_s": None})
+        return _start(files, upload_submission, lambda upload: upload_source(upload.filename))
     body = json_body(_USAGE)
     urls = body.get("urls") if isinstance(body, dict) else None
     if not isinstance(urls, list) or not urls:
@@ -79,28 +75,19 @@ def _start(items: list, submit_one, refused_source, playlist_url: str | None = N
         bind_log_ids(batch_id=batch_id)
         start_jobs(submissions, batch_id, refused, playlist_url)
     except BaseException:
-        for submission in submissions:
+        for submission in submissions:  # nothing was kept (start_jobs keeps all or nothing), nothing runs
             discard(submission)
         raise
-    if playlist_url:
-        get_store().create("playlist", batch_id, url=playlist_url)
-        try:
-            get_celery().send_task(EXPAND, args=[batch_id], task_id=batch_id)
-        except Exception as error:
-            log.warning("batch %s: playlist not queued yet (%s); the reconciler will queue it", batch_id, error)
     log.info("batch %s accepted: %d items%s", batch_id, len(items), " and a playlist" if playlist_url else "")
     return accepted(batch_view(batch_id), "batches.status")
 
 
 def batch_view(batch_id: str) -> dict | None:
     """The batch's public view: its items' live state where Redis has it, else the database's."""
-    store = get_store()
-    batch = store.db.batch(batch_id) if batch_id.isalnum() and len(batch_id) <= 64 else None
+    batch = _batch(batch_id)
     if batch is None:
         return None
-    unfinished = [item["id"] for item in batch["items"] if item["status"] not in jobs.FINISHED]
-    live = store.get_many(unfinished)
-    items = [_item_view({**item, **live.get(item["id"], {})}) for item in batch["items"]]
+    items = [_item_view(item) for item in batch["items"]]
     counts = {status: 0 for status in ("queued", "running", "succeeded", "failed")}
     for item in items:
         counts[item["status"]] += 1
@@ -112,6 +99,23 @@ def batch_view(batch_id: str) -> dict | None:
     if batch["error"]:
         view["error"] = batch["error"]
     return view
+
+
+def _batch(batch_id: str) -> dict | None:
+    """The batch with its items, each as it stands: live in Redis while unfinished, else as kept."""
+    store = get_store()
+    batch = store.db.batch(batch_id) if jobs.valid_id(batch_id) else None
+    if batch is None:
+        return None
+    live = store.get_many([item["id"] for item in batch["items"] if not jobs.is_finished(item)])
+    return {**batch, "items": [{**item, **_summary(live.get(item["id"], {}))} for item in batch["items"]]}
+
+
+def _summary(record: dict) -> dict:
+    """A live record as a batch shows it: its result cut to the top-5 and tags (as the database's)."""
+    if record.get("result"):
+        record = {**record, "result": {key: record["result"].get(key) for key in ("top5", "tags")}}
+    return record
 
 
 def _item_view(record: dict) -> dict:
@@ -142,7 +146,7 @@ def export(record_id: str):
     kind = request.args.get("format", "csv")
     if kind not in ("csv", "json"):
         raise ApiError(422, "bad_request", "format must be csv or json.")
-    batch = get_store().db.batch(record_id) if record_id.isalnum() and len(record_id) <= 64 else None
+    batch = _batch(record_id)
     if batch is None:
         raise ApiError(404, "not_found", "No batch with that id.")
     rows = [_export_row(item) for item in batch["items"]]
@@ -172,13 +176,13 @@ def _csv(rows: list[dict]) -> str:
         genres = [value for item in row["top5"][:5] for value in (item["genre"], round(item["p"], 4))]
         genres += [""] * (10 - len(genres))
         tags = "; ".join(f"{tag['tag']} ({tag['p']:.2f})" for tag in row["tags"])
-        writer.writerow([row["position"], row["job_id"], _cell(row["title"]), row["kind"], row["url"] or "",
+        writer.writerow([row["position"], row["job_id"], _cell(row["title"]), row["kind"], _cell(row["url"]),
                          row["duration_s"] if row["duration_s"] is not None else "", row["status"],
                          (row["error"] or {}).get("code", ""), *genres, tags])
     return out.getvalue()
 
 
 def _cell(text: str | None) -> str:
-    """A title as a spreadsheet cell: never a formula (a title may be anything a user named a file)."""
+    """Text a user chose (a file's name, a link as sent) as a spreadsheet cell: never a formula."""
     text = text or ""
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

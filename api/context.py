@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import redis
 from celery import Celery
-from flask import current_app, request
+from flask import current_app
 
 from shared.service import registry
 from shared.service.jobs import JobStore
@@ -37,7 +37,3 @@ def get_model_version() -> str | None:
     """The model version the live workers publish in their heartbeats (the result cache's key), or
     None while none is alive or they disagree (a rollout): then nothing is answered from the cache."""
     return registry.model_version(get_redis())
-
-
-def client_address() -> str:
-    return request.remote_addr or "unknown"

@@ -7,6 +7,7 @@ import redis
 from flask import Flask, current_app, jsonify, request
 from gunicorn.http.errors import NoMoreData, ParseException
 from kombu.exceptions import OperationalError
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from api.context import get_settings
@@ -69,6 +70,13 @@ def register(app: Flask) -> None:
     def _redis_down(error: redis.RedisError):
         log.error("job store unreachable: %s", error)
         return error_response(503, "unavailable", "The job store is unreachable; try again shortly.",
+                              {"Retry-After": str(get_settings().unavailable_retry_after_s)})
+
+    @app.errorhandler(SQLAlchemyError)
+    def _database_down(error: SQLAlchemyError):
+        # Logged without the statement's parameters (a user's data); the operator reads the driver's line.
+        log.error("database error: %s", type(error).__name__ + ": " + str(getattr(error, "orig", "") or "").split("\n")[0])
+        return error_response(503, "unavailable", "The service cannot reach its database; try again shortly.",
                               {"Retry-After": str(get_settings().unavailable_retry_after_s)})
 
     @app.errorhandler(ParseException)

@@ -6,8 +6,8 @@ Requests gunicorn refuses itself (api/gunicorn_worker.py: malformed, too slow) n
 and are not counted; a streamed body is timed until its first byte.
 
 /metrics is served on the API's own port, and so wherever the API is reachable (in Kubernetes,
-through the Ingress; the compose file's web server passes only /api/ and /readyz on). Once API
-keys exist it must be refused without an operator's key: left for that work.
+through the Ingress; the compose file's web server passes only /api/ and /readyz on). With
+AUTH=keys it needs an admin key (api/auth.py); with AUTH=none anyone who reaches the API reads it.
 """
 from __future__ import annotations
 

@@ -1,22 +1,12 @@
-"""What the job and search endpoints share: the rate limit on submissions, the 202 that accepts a
-record, and the 200 (or 404) that shows one."""
+"""What the job and search endpoints share: the 202 that accepts a record, and the 200 (or 404) that
+shows one. (Their rate limits: api/quotas.py.)"""
 from __future__ import annotations
 
 from flask import Response, jsonify, url_for
 
-from api.context import client_address, get_redis, get_settings, get_store
+from api.context import get_settings, get_store
 from api.errors import ApiError
-from shared.service import jobs, ratelimit
-
-
-def check_rate_limit() -> None:
-    """429 once this client has submitted RATE_LIMIT_PER_MINUTE times this minute."""
-    settings = get_settings()
-    if not ratelimit.allow_request(get_redis(), settings.rate_limit_per_minute, client_address()):
-        wait = ratelimit.seconds_to_next_window()
-        raise ApiError(429, "rate_limited",
-                       f"Too many requests: at most {settings.rate_limit_per_minute} a minute. "
-                       f"Try again in {wait} s.", {"Retry-After": str(wait)})
+from shared.service import jobs
 
 
 def accepted(body: dict, endpoint: str) -> Response:

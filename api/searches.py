@@ -5,11 +5,12 @@ import logging
 
 from flask import Blueprint
 
+from api.auth import owner_id
 from api.bodies import json_body
 from api.context import get_celery, get_settings, get_store
 from api.errors import ApiError
 from api.log_ids import bind as bind_log_ids
-from api.records import accepted, check_rate_limit, record_response
+from api.records import accepted, record_response
 from shared.service.queue import SEARCH
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,6 @@ def public_view(record: dict) -> dict:
 
 @bp.post("")
 def submit():
-    check_rate_limit()
     settings = get_settings()
     usage = (f'Send JSON {{"q": "words to search for", "limit": 5}}; q is 1 to '
              f'{settings.max_search_query_chars} characters.')
@@ -36,7 +36,9 @@ def submit():
     most = settings.max_search_results
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= most:
         raise ApiError(400, "bad_request", f"limit must be a whole number from 1 to {most}.")
-    record = get_store().create("search", query=query.strip(), limit=limit)
+    owner = owner_id()  # the API key asking (AUTH=keys): only it sees the search
+    record = get_store().create("search", query=query.strip(), limit=limit,
+                                **({"key_id": owner} if owner is not None else {}))
     bind_log_ids(search_id=record["id"])
     try:
         get_celery().send_task(SEARCH, args=[record["id"]], task_id=record["id"])

@@ -11,12 +11,13 @@ from pathlib import Path
 
 from werkzeug.datastructures import FileStorage
 
+from api.auth import owner_id
 from api.context import get_celery, get_model_version, get_settings, get_store
 from api.errors import ApiError
 from api.links import LinkRefused, check_link
 from shared.engine.sniff import sniff
 from shared.service import cache, content_keys, jobs, logs
-from shared.service.queue import ANALYZE
+from shared.service.queue import ANALYZE, EXPAND
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,12 @@ def upload_submission(upload: FileStorage) -> Submission:
     # Named after its job, so whoever meets the job id can find and remove the file.
     job_id = jobs.new_id()
     stored, digest = _store(upload, settings.storage_dir / f"{job_id}.{kind}", settings.max_upload_mb)
-    return Submission(job_id, {"kind": "upload", "title": upload_title(upload.filename) or "upload",
-                               "duration_s": None}, {"upload": stored.name}, content_keys.upload(digest))
+    return Submission(job_id, upload_source(upload.filename), {"upload": stored.name}, content_keys.upload(digest))
+
+
+def upload_source(filename: str | None) -> dict:
+    """What an upload's job shows of it before a worker has decoded it."""
+    return {"kind": "upload", "title": upload_title(filename) or "upload", "duration_s": None}
 
 
 def link_submission(url: object) -> Submission:
@@ -67,58 +72,55 @@ def discard(submission: Submission) -> None:
 
 def start_jobs(submissions: list[Submission], batch_id: str | None = None,
                refused: dict[int, tuple[dict, ApiError]] | None = None, playlist_url: str | None = None) -> list[dict]:
-    """The jobs' records, each answered from the cache or queued for a worker, in order. With a
-    ``batch_id`` they are that batch's items, written to the database together; ``refused`` items
-    (position → (source, error)) are kept in their place, failed with their error."""
+    """The jobs' records, in order: each answered from the cache, or queued for a worker. With a
+    ``batch_id`` they are that batch's items (and ``playlist_url`` its playlist, listed later by a
+    worker); ``refused`` items (position → (source, error)) keep their place, failed with their
+    error. All are kept together or not at all (``JobStore.accept``); tasks are sent only then."""
     store = get_store()
     version = get_model_version()  # None while no worker is alive: nothing is answered from the cache
     refused = refused or {}
-    records, answers, pending = [], {}, iter(submissions)
+    records, pending = [], iter(submissions)
+    owner = owner_id()  # the API key sending them (AUTH=keys): only it sees them
     for position in range(len(submissions) + len(refused)):
+        placed = {"batch_id": batch_id, "position": position} if batch_id else {}
+        placed.update({"key_id": owner} if owner is not None else {})
         if position in refused:
             source, error = refused[position]
-            records.append(store.create("job", watched=False, durable=False, source=source, cached=False,
-                                        progress={"done": 0, "total": 0}, request={}, **_in(batch_id)))
-            answers[position] = error
+            records.append(jobs.new_record("job", source=source, cached=False, progress={"done": 0, "total": 0},
+                                           request={}, **placed, **jobs.finished_fields(
+                                               "failed", error={"code": error.code, "message": error.message})))
             continue
         submission = next(pending)
-        cached = cache.cached_result(store, version, submission.content_key) if submission.content_key else None
-        answers[position] = cached
-        records.append(store.create(
-            "job", submission.job_id, watched=cached is None, durable=batch_id is None,
-            source=submission.source, cached=False, progress={"done": 0, "total": 0},
-            request={**submission.work, "content_key": submission.content_key, "model_version": version},
-            **_in(batch_id)))
-    if batch_id is not None:
-        store.db.add_batch(batch_id, records, playlist_url)
-    for position, record in enumerate(records):
-        answer = answers[position]
-        if isinstance(answer, ApiError):
-            store.fail("job", record["id"], answer.code, answer.message)
-        elif answer is not None:
-            # Not watched by the reconciler: it is finished here and has nothing to run.
-            cache.succeed_from_cache(store, record["id"], record["source"], answer,
-                                     record["request"]["content_key"], version)
-            discard(Submission(record["id"], record["source"], record["request"], None))
+        request = {**submission.work, "content_key": submission.content_key, "model_version": version}
+        cached = cache.cached_result(store, version, submission.content_key)
+        answer = cache.answer(submission.source, cached) if cached is not None else {}
+        fields = {"source": submission.source, "cached": False, "progress": {"done": 0, "total": 0},
+                  "request": request, **placed}
+        if answer:  # answered now: born succeeded, with the cached result
+            fields.update(jobs.finished_fields("succeeded", **answer))
+        records.append(jobs.new_record("job", submission.job_id, **fields))
+    store.accept(records, batch_id, playlist_url, key_id=owner)
+    for record in records:
+        if not jobs.is_finished(record):
+            send_task(ANALYZE, record["id"])
+        elif record.get("cached"):
+            discard(Submission(record["id"], record["source"], record["request"], None))  # no worker will read it
             with logs.bind(job_id=record["id"]):
                 log.info("job %s answered from the cache (%s)", record["id"], record["request"]["content_key"])
-        else:
-            send_job(record["id"])
-    return [store.get("job", record["id"]) for record in records]
+    if playlist_url:
+        send_task(EXPAND, batch_id)
+    return records
 
 
-def _in(batch_id: str | None) -> dict:
-    return {"batch_id": batch_id} if batch_id else {}
-
-
-def send_job(job_id: str) -> None:
+def send_task(name: str, record_id: str) -> None:
+    """Queue the task that runs a record (a job, or a batch's playlist; its id is the task's id)."""
     try:
-        get_celery().send_task(ANALYZE, args=[job_id], task_id=job_id)
+        get_celery().send_task(name, args=[record_id], task_id=record_id)
     except Exception as error:
         # Accepted all the same: the record is open, so the reconciler (shared/service/reconcile.py) sends
         # it within ORPHAN_GRACE_S. Refusing now could leave a record a later turn would run anyway.
-        with logs.bind(job_id=job_id):
-            log.warning("job %s: not queued yet (%s); the reconciler will queue it", job_id, error)
+        with logs.bind(job_id=record_id):
+            log.warning("%s %s: not queued yet (%s); the reconciler will queue it", name, record_id, error)
 
 
 def _store(upload: FileStorage, final: Path, limit_mb: float) -> tuple[Path, str]:

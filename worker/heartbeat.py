@@ -47,26 +47,36 @@ def _beat_until_stopped(name: str) -> None:
     info = {"pid": os.getpid(), "device": settings.device, "precision": settings.precision,
             "model_version": model.version}
     beats_per_sweep = max(1, round(settings.stale_sweep_s / settings.heartbeat_s))
-    beat = 0
+    beat, _sweeper = 0, None
     while not _stop.is_set():
         try:
             registry.beat(store.redis, name, {**info, "held": _held()}, settings.heartbeat_s)
             if take_turn(store.redis, name, settings.heartbeat_s):
-                reconcile(store, settings.orphan_grace_s, settings.heartbeat_s, _requeue)
+                reconcile(store, settings.orphan_grace_s, settings.heartbeat_s, _requeue,
+                          database_check_s=settings.database_check_s)
         except Exception as error:  # Redis away: keep trying, /readyz will say so meanwhile
             log.warning("heartbeat or reconciler failed: %s", error)
-        if beat % beats_per_sweep == 0:
-            sweep_stale_files(settings)
-            _forget_old_results(store)
+        if beat % beats_per_sweep == 0 and not (_sweeper and _sweeper.is_alive()):
+            # Its own thread: deleting a large backlog of old results must not stop the heartbeat.
+            _sweeper = threading.Thread(target=_sweep, args=(store, name, sweep_stale_files), daemon=True,
+                                        name="sweeper")
+            _sweeper.start()
         beat += 1
         _stop.wait(settings.heartbeat_s)
 
 
-def _forget_old_results(store) -> None:
-    """Delete what RESULT_RETENTION_DAYS no longer keeps (every worker may; deleting twice is harmless)."""
+def _sweep(store, name: str, sweep_stale_files) -> None:
+    sweep_stale_files(settings)
+    _forget_old_results(store, name)
+
+
+def _forget_old_results(store, name: str) -> None:
+    """Delete what RESULT_RETENTION_DAYS no longer keeps: on one worker per STALE_SWEEP_S."""
     if not settings.result_retention_days:
         return
     try:
+        if not store.redis.set("genre:purging", name, nx=True, ex=settings.stale_sweep_s):
+            return
         jobs_gone, analyses_gone = store.db.purge(time.time() - settings.result_retention_days * 86400)
     except Exception as error:  # the database away: the next sweep tries again
         log.warning("could not delete old results: %s", error)

@@ -10,7 +10,7 @@ from celery.exceptions import TimeLimitExceeded
 from celery.utils.log import get_task_logger
 
 from shared.engine.errors import AnalysisError
-from shared.service import content_keys, jobs, logs, metrics
+from shared.service import content_keys, jobs, keys, logs, metrics
 from shared.service.queue import ANALYZE, EXPAND, SEARCH
 from worker import pipeline
 from worker.celery_app import app, job_store, settings
@@ -122,14 +122,16 @@ def expand_playlist(batch_id: str) -> None:
         store.db.fail_playlist(batch_id, error.to_dict())
         store.fail("playlist", batch_id, error.code, error.message)
         return
-    items = [store.create("job", watched=True, durable=False, batch_id=batch_id, cached=False,
-                          progress={"done": 0, "total": 0},
-                          source={"kind": "youtube", "title": video["title"], "duration_s": video["duration_s"],
-                                  "url": video["url"]},
-                          request={"url": video["url"], "content_key": content_keys.youtube(video["video_id"]),
-                                   "model_version": None})
+    owner = keys.batch_owner(store.db, batch_id)  # the batch's API key owns its videos too
+    items = [jobs.new_record("job", batch_id=batch_id, key_id=owner, cached=False, progress={"done": 0, "total": 0},
+                             source={"kind": "youtube", "title": video["title"], "duration_s": video["duration_s"],
+                                     "url": video["url"]},
+                             request={"url": video["url"], "content_key": content_keys.youtube(video["video_id"]),
+                                      "model_version": None})
              for video in videos]
-    store.db.add_batch_items(batch_id, items)
+    if not store.add_to_batch(batch_id, items):  # a second run of this task listed it first
+        store.succeed("playlist", batch_id)
+        return
     for item in items:
         app.send_task(ANALYZE, args=[item["id"]], task_id=item["id"])
     store.succeed("playlist", batch_id, videos=len(items))

@@ -13,7 +13,9 @@ import { markPlaying, renderTimeline } from "./timeline.js";
 import { drawWaveform } from "./waveform.js";
 
 const $ = (id) => document.getElementById(id);
-const JOB_ROUTE = /^#\/jobs\/([0-9a-f]{8,64})$/;
+// A song opened from its batch's view carries the batch's id (the job's own view does not say it:
+// whoever is given a song's address is not given its batch).
+const JOB_ROUTE = /^#\/jobs\/([0-9a-f]{8,64})(?:\?batch=([0-9A-Za-z]{8,64}))?$/;
 const BATCH_ROUTE = /^#\/batches\/([0-9A-Za-z]{8,64})$/;
 // Files a folder may hold besides its songs (covers, playlists, notes) are left out by these.
 const AUDIO_NAME = /\.(mp3|wav|flac|ogg|oga|opus|m4a|mp4|aac|webm|aif|aiff|au|wma|mka)$/i;
@@ -29,6 +31,9 @@ let shown = null;         // { result, cells } of the job on screen
 const localFiles = new Map();
 let recording = null;     // the microphone recording under way
 let batchRows = new Map(); // the rows of the batch on screen, by job id
+let jobBatch = null;      // the batch the song on screen was opened from, if any
+let jobShown = null;      // the id of the job on screen
+let cancelling = false;   // and whether its cancel was asked
 const leftOut = new Map(); // batch id -> names of a folder's files that were not audio
 
 // --- Views and navigation.
@@ -45,6 +50,7 @@ function route() {
   if (recording) recording.cancel();
   const job = location.hash.match(JOB_ROUTE), batch = location.hash.match(BATCH_ROUTE);
   if (job) {
+    jobBatch = job[2] || null;
     openJob(job[1]);
   } else if (batch) {
     openBatch(batch[1]);
@@ -74,6 +80,9 @@ function resetJobView(title, kind) {
   $("job-status").hidden = false;
   $("job-error").hidden = true;
   $("job-result").hidden = true;
+  $("job-cancel").hidden = true;
+  $("job-cancel").disabled = false;
+  cancelling = false;
   setProgress("Starting…", 0);
 }
 
@@ -172,6 +181,7 @@ async function openJob(id) {
   const mine = generation;
   const isCurrent = () => mine === generation;
   resetJobView("Your song", "");
+  jobShown = id;
   $("job-title").focus({ preventScroll: true });
   try {
     const job = await poll(`api/v1/jobs/${id}`, {
@@ -199,8 +209,8 @@ function showStatus(job) {
   $("job-cached").hidden = !job.cached;
   if (source.title) retitle("job", job.id, source.title);
   // A song of a batch leads back to its batch.
-  $("job-batch").hidden = !job.batch_id;
-  if (job.batch_id) $("job-batch").href = `#/batches/${job.batch_id}`;
+  $("job-batch").hidden = !jobBatch;
+  if (jobBatch) $("job-batch").href = `#/batches/${jobBatch}`;
   const { done, total } = job.progress || { done: 0, total: 0 };
   if (job.status === "succeeded") setProgress("Done", 1);
   else if (job.status === "failed") setProgress("Stopped", $("job-progress").value);
@@ -209,9 +219,35 @@ function showStatus(job) {
   } else {
     setProgress(STAGES[job.stage] || "Working…", { downloading: 0.03, decoding: 0.08 }[job.stage] || 0);
   }
+  // While it is queued or running it can be stopped (POST .../cancel); it then ends failed, "cancelled".
+  $("job-cancel").hidden = !["queued", "running"].includes(job.status);
+  if (cancelling && !$("job-cancel").hidden) $("job-stage").textContent = "Cancelling…";
   // Progress went back to the start: say why rather than let the bar jump back unexplained.
   if (job.attempt > 1 && !["succeeded", "failed"].includes(job.status)) {
     $("job-stage").textContent += ` (started again: the worker that had it stopped; attempt ${job.attempt})`;
+  }
+}
+
+async function cancelJob() {
+  const id = jobShown, mine = generation, button = $("job-cancel");
+  button.disabled = true;
+  cancelling = true;
+  $("job-stage").textContent = "Cancelling…";
+  try {
+    const { body } = await request(`api/v1/jobs/${id}/cancel`, { method: "POST" });
+    // A queued job ends at once: say so now rather than at the next poll (which this stops).
+    if (body.status === "failed" && mine === generation) {
+      generation += 1;
+      showStatus(body);
+      showProblem(new Problem(body.error.code, body.error.message));
+    }
+  } catch (problem) {
+    // 409: it ended meanwhile, and the poll shows how.
+    if (problem.status !== 409 && mine === generation) {
+      cancelling = false;
+      button.disabled = false;
+      $("job-stage").textContent = `Not cancelled: ${describe(problem.code, problem.message).title}.`;
+    }
   }
 }
 
@@ -461,7 +497,7 @@ function showBatch(batch) {
     : "The songs still running are in the file too, without their genres yet.";
   $("batch-export").hidden = false;
   $("batch-songs").hidden = !batch.items.length;
-  renderRows($("batch-rows"), batch.items, batchRows);
+  renderRows($("batch-rows"), batch.items, batchRows, batch.id);
 }
 
 function showBatchProblem(problem) {
@@ -637,6 +673,8 @@ function wire() {
     event.preventDefault();
     submitBatchLinks($("urls").value);
   });
+
+  $("job-cancel").addEventListener("click", cancelJob);
 
   $("record").addEventListener("click", record);
   $("record-stop").addEventListener("click", () => recording?.stop());

@@ -75,13 +75,13 @@ function topCell(item) {
     ` ${item.top.genre} `, element("span", { class: "top-p" }, percent(item.top.p)));
 }
 
-function rowCells(item) {
+function rowCells(item, batchId) {
   const source = item.source || {};
   const about = [KINDS[source.kind], source.duration_s ? clock(source.duration_s) : null,
     item.cached ? "from an earlier analysis" : null].filter(Boolean).join(" · ");
   return [
     element("td", { class: "num" }, String((item.position ?? 0) + 1)),
-    element("td", { class: "song" }, element("a", { href: `#/jobs/${item.id}` }, songTitle(item)),
+    element("td", { class: "song" }, element("a", { href: `#/jobs/${item.id}?batch=${batchId}` }, songTitle(item)),
       about ? element("span", { class: "song-about" }, about) : null),
     statusCell(item),
     topCell(item),
@@ -89,7 +89,7 @@ function rowCells(item) {
 }
 
 // rows: a Map the caller keeps per batch on screen (job id -> { row, state }).
-export function renderRows(body, items, rows) {
+export function renderRows(body, items, rows, batchId) {
   const ordered = items.map((item) => {
     const state = JSON.stringify(item);
     let kept = rows.get(item.id);
@@ -98,7 +98,7 @@ export function renderRows(body, items, rows) {
       rows.set(item.id, kept);
     }
     if (kept.state !== state) {
-      kept.row.replaceChildren(...rowCells(item));
+      kept.row.replaceChildren(...rowCells(item, batchId));
       kept.row.dataset.status = item.status;
       kept.state = state;
     }

@@ -14,6 +14,9 @@ const WORDS = {
   not_found: ["We can't find that analysis", "Results are kept for a day; this one may have expired, or the address is mistyped."],
   unavailable: ["The service is busy", "It's restarting or overloaded. Try again shortly."],
   offline: ["We can't reach the service", "Check your connection, then try again."],
+  unauthorized: ["This service needs an API key", "Enter the key you were given when the page asks for it, or ask whoever runs the service for one."],
+  cancelled: ["Analysis cancelled", "You stopped it before it finished. Choose another song, or send this one again."],
+  conflict: ["It has already finished", "There was nothing left to stop."],
   internal: ["Something went wrong on our side", "It's not your song's fault. Try again; if it keeps happening, try later."],
   bad_request: ["That request wasn't understood", "Try again from the start page."],
 };

@@ -23,13 +23,17 @@ def remember_result(store: JobStore, model_version: str, content_key: str, cache
     store.db.save_analysis(content_key, model_version, source, cached["result"], embedding, embedding_kind)
 
 
-def succeed_from_cache(store: JobStore, job_id: str, source: dict, cached: dict, content_key: str,
-                       model_version: str) -> bool:
-    """Finish a job with a cached result: its own source, given the content's duration (and
+def answer(source: dict, cached: dict) -> dict:
+    """A job's outcome from a cached result: its own source, given the content's duration (and
     title, when it has none of its own)."""
     total = len(cached["result"]["segments"])
     source = {**source, "title": source.get("title") or cached["source"].get("title"),
               "duration_s": cached["source"].get("duration_s")}
-    return store.succeed("job", job_id, cached=True, result=cached["result"], source=source,
-                         progress={"done": total, "total": total}, content_key=content_key,
-                         model_version=model_version)
+    return {"cached": True, "result": cached["result"], "source": source, "progress": {"done": total, "total": total}}
+
+
+def succeed_from_cache(store: JobStore, job_id: str, source: dict, cached: dict, content_key: str,
+                       model_version: str) -> bool:
+    """Finish a job with a cached result (``answer``)."""
+    return store.succeed("job", job_id, content_key=content_key, model_version=model_version,
+                         **answer(source, cached))

@@ -23,7 +23,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, update
+from sqlalchemy import Engine, create_engine, delete, event, func, insert, make_url, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from shared.service.tables import analyses, batches, jobs
@@ -37,6 +37,17 @@ class DatabaseNotReady(RuntimeError):
 
 def _now() -> float:
     return round(time.time(), 3)
+
+
+def _safe(url: str) -> str:
+    """The URL as it may be shown: no password."""
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return "DATABASE_URL"
+    if "@" in (parsed.host or "") or "@" in (parsed.database or ""):
+        return "DATABASE_URL"  # a password with an unescaped '@' spills into the host: show none of it
+    return parsed.render_as_string(hide_password=True)
 
 
 def _alembic_config(url: str) -> Config:
@@ -126,8 +137,9 @@ class Database:
         except DatabaseNotReady:
             raise
         except Exception as error:
-            raise DatabaseNotReady(f"The database at DATABASE_URL cannot be opened: {type(error).__name__}: "
-                                   f"{str(error).splitlines()[0] if str(error) else ''}") from error
+            # The driver's text can quote the URL, password and all: name the error and the server only.
+            raise DatabaseNotReady(f"The database at {_safe(url)} cannot be opened ({type(error).__name__}); "
+                                   "check DATABASE_URL and that the server is up.") from error
         if found != wanted:
             raise DatabaseNotReady(f"The database's schema is at revision {found or 'none'}, this code needs "
                                    f"{wanted}: run `python -m shared.service.migrate` first.")
@@ -141,21 +153,21 @@ class Database:
             self._pid = os.getpid()
         return self._engine
 
+    def ping(self) -> None:
+        """Raise unless the database answers."""
+        with self.engine.connect() as connection:
+            connection.exec_driver_sql("SELECT 1")
+
     def _insert_or_ignore(self, table, **unique):
         dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
         return dialect.insert(table).on_conflict_do_nothing(index_elements=list(unique))
 
     # --- jobs ---
 
-    def add_job(self, record: dict, batch_id: str | None = None, position: int | None = None) -> None:
-        """Keep a newly accepted job (its live record is in Redis)."""
-        request = record.get("request", {})
+    def add_jobs(self, records: list[dict]) -> None:
+        """Keep newly accepted jobs (their live records go to Redis next), in one transaction."""
         with self.engine.begin() as connection:
-            connection.execute(insert(jobs).values(
-                id=record["id"], batch_id=batch_id, position=position, status=record["status"],
-                source=record.get("source", {}), request=request, content_key=request.get("content_key"),
-                model_version=request.get("model_version"), cached=bool(record.get("cached")),
-                created_at=record.get("created_at", _now())))
+            _insert_jobs(connection, records)
 
     def finish_job(self, job_id: str, status: str, *, source: dict | None, error: dict | None = None,
                    cached: bool = False, content_key: str | None = None, model_version: str | None = None,
@@ -201,21 +213,49 @@ class Database:
         """Jobs accepted before ``created_before`` that have not ended: the reconciler's last resort
         when Redis lost them."""
         with self.engine.connect() as connection:
-            rows = connection.execute(select(jobs.c.id, jobs.c.source, jobs.c.request, jobs.c.created_at)
-                                      .where(jobs.c.finished_at.is_(None), jobs.c.created_at < created_before)
-                                      .order_by(jobs.c.created_at)).mappings().all()
+            rows = connection.execute(
+                select(jobs.c.id, jobs.c.batch_id, jobs.c.source, jobs.c.request, jobs.c.created_at, jobs.c.key_id)
+                .where(jobs.c.finished_at.is_(None), jobs.c.created_at < created_before)
+                .order_by(jobs.c.created_at)).mappings().all()
         return [dict(row) for row in rows]
 
-    def purge(self, ended_before: float) -> tuple[int, int]:
-        """Delete jobs that ended before ``ended_before`` and analyses older than that no job refers
-        to; how many of each."""
-        with self.engine.begin() as connection:
-            gone_jobs = connection.execute(delete(jobs).where(jobs.c.finished_at < ended_before)).rowcount
-            referred = select(jobs.c.id).where(jobs.c.content_key == analyses.c.content_key,
-                                               jobs.c.model_version == analyses.c.model_version).exists()
-            gone_analyses = connection.execute(delete(analyses).where(
-                analyses.c.created_at < ended_before, ~referred)).rowcount
-        return gone_jobs, gone_analyses
+    def unfinished_ids(self, job_ids: list[str]) -> list[str]:
+        """Which of these jobs have not ended."""
+        found: list[str] = []
+        with self.engine.connect() as connection:
+            for first in range(0, len(job_ids), 500):
+                found += connection.execute(select(jobs.c.id).where(
+                    jobs.c.id.in_(job_ids[first:first + 500]), jobs.c.finished_at.is_(None))).scalars()
+        return found
+
+    def pending_playlists(self, created_before: float) -> list[dict]:
+        """Batches made before ``created_before`` whose playlist still waits to be listed."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(select(batches.c.id, batches.c.playlist_url, batches.c.created_at).where(
+                batches.c.playlist_url.is_not(None), batches.c.created_at < created_before)).mappings().all()
+        return [dict(row) for row in rows]
+
+    def purge(self, ended_before: float, chunk: int = 1000) -> tuple[int, int]:
+        """Delete jobs that ended before ``ended_before``, analyses older than that no job refers to,
+        and batches older than that left with no job; how many jobs and analyses. A chunk at a time,
+        so no transaction holds the database long (SQLite has one writer at a time)."""
+        referred = select(jobs.c.id).where(jobs.c.content_key == analyses.c.content_key,
+                                           jobs.c.model_version == analyses.c.model_version).exists()
+        has_jobs = select(jobs.c.id).where(jobs.c.batch_id == batches.c.id).exists()
+        counts = []
+        for table, condition in ((jobs, jobs.c.finished_at < ended_before),
+                                 (analyses, (analyses.c.created_at < ended_before) & ~referred),
+                                 (batches, (batches.c.created_at < ended_before) & ~has_jobs)):
+            total = 0
+            while True:
+                with self.engine.begin() as connection:
+                    ids = select(table.c.id).where(condition).limit(chunk).scalar_subquery()
+                    gone = connection.execute(delete(table).where(table.c.id.in_(ids))).rowcount
+                total += gone
+                if gone < chunk:
+                    break
+            counts.append(total)
+        return counts[0], counts[1]
 
     # --- analyses ---
 
@@ -247,29 +287,39 @@ class Database:
 
     # --- batches ---
 
-    def add_batch(self, batch_id: str, items: list[dict], playlist_url: str | None = None) -> float:
-        """Keep a batch and its first items (job records, in order) in one transaction; when it was made."""
+    def add_batch(self, batch_id: str, items: list[dict], playlist_url: str | None = None,
+                  key_id: int | None = None) -> float:
+        """Keep a batch and its first items (job records with ``batch_id`` and ``position``, in
+        order) in one transaction; when it was made."""
         created = _now()
         with self.engine.begin() as connection:
-            connection.execute(insert(batches).values(id=batch_id, created_at=created, playlist_url=playlist_url))
-            for position, record in enumerate(items):
-                request = record.get("request", {})
-                connection.execute(insert(jobs).values(
-                    id=record["id"], batch_id=batch_id, position=position, status=record["status"],
-                    source=record.get("source", {}), request=request, content_key=request.get("content_key"),
-                    model_version=request.get("model_version"), cached=False, created_at=record["created_at"]))
+            connection.execute(insert(batches).values(id=batch_id, created_at=created, playlist_url=playlist_url,
+                                                      key_id=key_id))
+            _insert_jobs(connection, items)
         return created
 
+    def delete_batch(self, batch_id: str) -> None:
+        """Remove a batch and its items (one that could not be accepted after all)."""
+        with self.engine.begin() as connection:
+            connection.execute(delete(jobs).where(jobs.c.batch_id == batch_id))
+            connection.execute(delete(batches).where(batches.c.id == batch_id))
+
     def batch(self, batch_id: str) -> dict | None:
-        """The batch and its items in order (each a job record, with its result when it has one)."""
+        """The batch and its items in order: each a job record whose result holds only its top-5 and
+        tags (a whole result is some 24 KB: a batch of 500 would read 12 MB to show one line each)."""
         with self.engine.connect() as connection:
             found = connection.execute(select(batches).where(batches.c.id == batch_id)).mappings().first()
             if found is None:
                 return None
             rows = connection.execute(
-                select(jobs, analyses.c.result).select_from(jobs.outerjoin(analyses, _analysis_of_job()))
+                select(jobs, analyses.c.result["top5"].label("top5"), analyses.c.result["tags"].label("tags"))
+                .select_from(jobs.outerjoin(analyses, _analysis_of_job()))
                 .where(jobs.c.batch_id == batch_id).order_by(jobs.c.position)).mappings().all()
-        return {**found, "items": [_job_record(row) for row in rows]}
+        items = []
+        for row in rows:
+            summary = {"top5": row["top5"], "tags": row["tags"]} if row["top5"] is not None else None
+            items.append(_job_record({**row, "result": summary}))
+        return {**found, "items": items}
 
     def playlist_pending(self, batch_id: str) -> bool:
         """Whether the batch's playlist still waits to be listed."""
@@ -282,23 +332,40 @@ class Database:
             return connection.execute(select(func.count()).select_from(jobs).where(
                 jobs.c.batch_id == batch_id)).scalar_one()
 
-    def add_batch_items(self, batch_id: str, items: list[dict]) -> None:
-        """Append jobs to a batch (a playlist's videos, once a worker has listed them) and mark the
-        playlist listed, in one transaction."""
+    def add_batch_items(self, batch_id: str, items: list[dict]) -> bool:
+        """Append jobs to a batch (a playlist's videos, once a worker has listed them) after its
+        last item, and mark the playlist listed, in one transaction; False, adding nothing, when it
+        was listed already (by a second run of the same task)."""
         with self.engine.begin() as connection:
-            start = connection.execute(select(func.count()).select_from(jobs).where(
-                jobs.c.batch_id == batch_id)).scalar_one()
-            for offset, record in enumerate(items):
-                request = record.get("request", {})
-                connection.execute(insert(jobs).values(
-                    id=record["id"], batch_id=batch_id, position=start + offset, status=record["status"],
-                    source=record.get("source", {}), request=request, content_key=request.get("content_key"),
-                    model_version=request.get("model_version"), cached=False, created_at=record["created_at"]))
-            connection.execute(update(batches).where(batches.c.id == batch_id).values(playlist_url=None))
+            claimed = connection.execute(update(batches).where(
+                batches.c.id == batch_id, batches.c.playlist_url.is_not(None)).values(playlist_url=None)).rowcount
+            if not claimed:
+                return False
+            last = connection.execute(select(func.max(jobs.c.position)).where(jobs.c.batch_id == batch_id)).scalar()
+            start = -1 if last is None else last
+            _insert_jobs(connection, [{**record, "batch_id": batch_id, "position": start + 1 + offset}
+                                      for offset, record in enumerate(items)])
+        return True
 
     def fail_playlist(self, batch_id: str, error: dict) -> None:
+        """Say why a batch's playlist could not be listed (unless it was listed after all)."""
         with self.engine.begin() as connection:
-            connection.execute(update(batches).where(batches.c.id == batch_id).values(playlist_url=None, error=error))
+            connection.execute(update(batches).where(batches.c.id == batch_id, batches.c.playlist_url.is_not(None))
+                               .values(playlist_url=None, error=error))
+
+
+def _insert_jobs(connection, records: list[dict]) -> None:
+    """The one place a job row is written from its record (a batch's items carry ``batch_id`` and
+    ``position``)."""
+    if not records:
+        return
+    connection.execute(insert(jobs), [{
+        "id": record["id"], "batch_id": record.get("batch_id"), "position": record.get("position"),
+        "status": record["status"], "source": record.get("source", {}), "request": record.get("request", {}),
+        "content_key": record.get("request", {}).get("content_key"),
+        "model_version": record.get("request", {}).get("model_version"), "cached": bool(record.get("cached")),
+        "error": record.get("error"), "created_at": record.get("created_at", _now()),
+        "finished_at": record.get("finished_at"), "key_id": record.get("key_id")} for record in records])
 
 
 def _analysis_of_job():
@@ -312,7 +379,8 @@ def _job_record(row) -> dict:
     record = {"id": row["id"], "kind": "job", "status": row["status"], "stage": "done" if finished else "queued",
               "source": row["source"], "cached": row["cached"], "created_at": row["created_at"],
               "updated_at": row["finished_at"] or row["created_at"], "request": row["request"],
-              "model_version": row["model_version"], "batch_id": row["batch_id"], "position": row["position"]}
+              "model_version": row["model_version"], "batch_id": row["batch_id"], "position": row["position"],
+              "key_id": row["key_id"]}
     if finished:
         record["finished_at"] = row["finished_at"]
     if row["error"]:

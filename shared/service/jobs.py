@@ -50,12 +50,32 @@ return 1
 """
 
 
+# What a finished job's record says of how it ended.
+_OUTCOME = ("status", "error", "result", "source", "progress", "cached")
+
+
 def is_finished(record: dict) -> bool:
     return record["status"] in FINISHED
 
 
+def valid_id(record_id: str) -> bool:
+    """Whether ``record_id`` could be one of ours (anything else is unknown without a lookup)."""
+    return record_id.isalnum() and len(record_id) <= 64
+
+
 def new_id() -> str:
     return uuid.uuid4().hex
+
+
+def new_record(kind: str, record_id: str | None = None, **fields) -> dict:
+    """A queued record of ``kind`` (not stored yet); ``fields`` may make it finished from the start."""
+    return {"id": record_id or new_id(), "kind": kind, "status": "queued", "stage": "queued",
+            "created_at": _now(), "updated_at": _now(), **fields}
+
+
+def finished_fields(status: str, **fields) -> dict:
+    """The fields that make a new record born finished (``status`` "succeeded" or "failed")."""
+    return {"status": status, "stage": "done", "finished_at": _now(), **fields}
 
 
 def _key(kind: str, record_id: str) -> str:
@@ -98,37 +118,106 @@ class JobStore:
 
         ``watched``: in the open set, so the reconciler queues it again if it is lost. ``durable``:
         a job is also written to the database (a batch writes its items there itself, together)."""
-        record = {"id": record_id or new_id(), "kind": kind, "status": "queued", "stage": "queued",
-                  "created_at": _now(), "updated_at": _now(), **fields}
-        self._write_live(record, watched)
+        record = new_record(kind, record_id, **fields)
         if kind == "job" and durable:
-            self.db.add_job(record)
+            # The database first: a live record with no row could run without anyone seeing its outcome.
+            self.db.add_jobs([record])
+        try:
+            self._write_live(record, watched)
+        except BaseException:
+            if kind == "job" and durable:
+                self.db.delete_job(record["id"])
+            raise
         return record
 
+    def accept(self, records: list[dict], batch_id: str | None = None, playlist_url: str | None = None,
+               key_id: int | None = None) -> None:
+        """Keep newly accepted jobs, queued or already finished (a refusal, a cached answer), with
+        their batch when they are one's items: the database first, in one transaction, then their
+        live records in one MULTI, the unfinished ones open (and a playlist waiting to be listed).
+        If Redis fails, the database forgets them again: nothing half-accepted is left to run."""
+        if batch_id is None:
+            self.db.add_jobs(records)
+        else:
+            self.db.add_batch(batch_id, records, playlist_url, key_id)  # key_id: the batch's API key
+        try:
+            with self.redis.pipeline() as pipe:
+                for record in records:
+                    self._queue_live(pipe, record, watched=not is_finished(record))
+                if playlist_url:
+                    self._queue_live(pipe, new_record("playlist", batch_id, url=playlist_url), watched=True)
+                pipe.execute()
+        except BaseException:
+            if batch_id is None:
+                for record in records:
+                    self.db.delete_job(record["id"])
+            else:
+                self.db.delete_batch(batch_id)
+            raise
+
+    def add_to_batch(self, batch_id: str, records: list[dict]) -> bool:
+        """Append new jobs to a batch whose playlist has just been listed (the database first, then
+        their live records, open); False, adding nothing, when it had been listed already."""
+        if not self.db.add_batch_items(batch_id, records):
+            return False
+        # Should Redis fail here, the rows are unfinished work its next check of the database restores.
+        with self.redis.pipeline() as pipe:
+            for record in records:
+                self._queue_live(pipe, record, watched=True)
+            pipe.execute()
+        return True
+
     def _write_live(self, record: dict, watched: bool) -> None:
-        key = _key(record["kind"], record["id"])
         with self.redis.pipeline() as pipe:  # MULTI: the record and its open mark exist together or not at all
-            pipe.hset(key, mapping=_encode(record))
-            pipe.expire(key, self.ttl_s)
-            if watched:
-                pipe.sadd(OPEN, _member(record["kind"], record["id"]))
+            self._queue_live(pipe, record, watched)
             pipe.execute()
 
-    def restore(self, job: dict) -> bool:
-        """Bring back the live record of an unfinished job Redis lost (``job``: from the database),
-        open, so the reconciler queues it again; False when Redis has it after all."""
-        key = _key("job", job["id"])
-        if self.redis.exists(key):
-            return False
-        self._write_live({"id": job["id"], "kind": "job", "status": "queued", "stage": "queued",
-                          "created_at": job["created_at"], "updated_at": _now(), "source": job["source"],
-                          "request": job["request"], "cached": False, "progress": {"done": 0, "total": 0}},
-                         watched=True)
-        return True
+    def _queue_live(self, pipe, record: dict, watched: bool) -> None:
+        key = _key(record["kind"], record["id"])
+        pipe.hset(key, mapping=_encode(record))
+        pipe.expire(key, self.ttl_s)
+        if watched:
+            pipe.sadd(OPEN, _member(record["kind"], record["id"]))
+
+    def restore_lost(self, unfinished: list[dict]) -> list[str]:
+        """Give back their live records, open, to the jobs among ``unfinished`` (rows of the database)
+        that Redis has no record of (flushed, or restarted empty), so the reconciler queues them
+        again; their ids. One that ended meanwhile (its outcome reached the database only) is not."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for job in unfinished:
+                pipe.exists(_key("job", job["id"]))
+            present = pipe.execute()
+        lost = [job for job, here in zip(unfinished, present) if not here]
+        for job in lost:
+            self._write_live({"id": job["id"], "kind": "job", "status": "queued", "stage": "queued",
+                              "created_at": job["created_at"], "updated_at": _now(), "source": job["source"],
+                              "request": job["request"], "cached": False, "progress": {"done": 0, "total": 0},
+                              **({"batch_id": job["batch_id"]} if job.get("batch_id") else {}),
+                              **({"key_id": job["key_id"]} if job.get("key_id") is not None else {})}, watched=True)
+        still_open = set(self.db.unfinished_ids([job["id"] for job in lost]))
+        for job in lost:
+            if job["id"] not in still_open:  # finished between the two reads: take the restored record back
+                self.redis.delete(_key("job", job["id"]))
+                self.redis.srem(OPEN, _member("job", job["id"]))
+        return [job["id"] for job in lost if job["id"] in still_open]
+
+    def restore_playlists(self, pending: list[dict]) -> list[str]:
+        """Give back their open records to batches whose playlist waits to be listed but that Redis
+        has no record of; their ids."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for batch in pending:
+                pipe.exists(_key("playlist", batch["id"]))
+            present = pipe.execute()
+        lost = [batch for batch, here in zip(pending, present) if not here]
+        for batch in lost:
+            self._write_live({"id": batch["id"], "kind": "playlist", "status": "queued", "stage": "queued",
+                              "created_at": batch["created_at"], "updated_at": _now(), "url": batch["playlist_url"]},
+                             watched=True)
+        return [batch["id"] for batch in lost]
 
     def get(self, kind: str, record_id: str) -> dict | None:
         """The record, or None for an unknown id: a job's live one, else the database's."""
-        if not record_id.isalnum() or len(record_id) > 64:
+        if not valid_id(record_id):
             return None
         raw = self.redis.hgetall(_key(kind, record_id))
         if raw:
@@ -148,9 +237,11 @@ class JobStore:
         live = self.get("job", record_id)
         if live is None:
             return None
+        # The database first: a reconciler turn in between must not find an unfinished row Redis lacks.
+        durable = self.db.delete_job(record_id)
         self.redis.delete(_key("job", record_id))
         self.redis.srem(OPEN, _member("job", record_id))
-        return self.db.delete_job(record_id) or live
+        return durable or live
 
     def update(self, kind: str, record_id: str, **fields) -> None:
         """Change fields of a record still in progress; a finished or expired one is left alone."""
@@ -163,16 +254,28 @@ class JobStore:
         outcome also goes to the database, with the content and model version its result is kept
         under (the analysis, shared/service/cache.py)."""
         finished_at = _now()
+        if kind == "job":
+            # The database first, and it decides: an outcome Redis has and the database lacks would be
+            # lost with Redis, and the job run again.
+            durable = self.db.finish_job(record_id, fields["status"], source=fields.get("source"),
+                                         error=fields.get("error"), cached=bool(fields.get("cached")),
+                                         content_key=content_key, model_version=model_version, finished_at=finished_at)
+            if durable:
+                self._finish_live(kind, record_id, fields, finished_at)
+                return True
+            earlier = self.db.job(record_id)
+            if earlier is not None:  # it had ended: Redis, if it still has the job, says how
+                self._finish_live(kind, record_id, {k: earlier[k] for k in _OUTCOME if k in earlier},
+                                  earlier["finished_at"])
+                return False
+            # No row at all (a record kept in Redis only): Redis decides.
+        return self._finish_live(kind, record_id, fields, finished_at) == 1
+
+    def _finish_live(self, kind: str, record_id: str, fields: dict, finished_at: float) -> int:
         outcome = _encode({**fields, "stage": "done", "updated_at": finished_at, "finished_at": finished_at})
         flat = [part for item in outcome.items() for part in item]
-        live = self.redis.eval(_FINISH_ONCE, 2, _key(kind, record_id), OPEN, self.ttl_s,
+        return self.redis.eval(_FINISH_ONCE, 2, _key(kind, record_id), OPEN, self.ttl_s,
                                _member(kind, record_id), *flat)
-        if kind != "job" or live == 0:
-            return live == 1
-        durable = self.db.finish_job(record_id, fields["status"], source=fields.get("source"),
-                                     error=fields.get("error"), cached=bool(fields.get("cached")),
-                                     content_key=content_key, model_version=model_version, finished_at=finished_at)
-        return live == 1 or durable
 
     def succeed(self, kind: str, record_id: str, **fields) -> bool:
         return self.finish(kind, record_id, status="succeeded", **fields)

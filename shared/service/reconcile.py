@@ -31,12 +31,16 @@ log = logging.getLogger(__name__)
 _SINCE = "genre:orphans"  # open record → when it was first seen nowhere
 _LOCK = "genre:reconciling"
 _LAST_TURN = "genre:reconciled-at"
+# Present while the database's unfinished work was compared with Redis lately: it goes with a
+# flush or an empty restart, so the next turn compares at once.
+_DATABASE_CHECKED = "genre:database-checked"
 
 
 def reconcile(store: JobStore, grace_s: float, heartbeat_s: float, send: Callable[[str, str], None],
-              now: float | None = None) -> list[str]:
+              now: float | None = None, database_check_s: float = 300.0) -> list[str]:
     """Queue again (through ``send(kind, id)``) every open record that has been nowhere for
-    ``grace_s``; the ids queued again. Workers beat every ``heartbeat_s``."""
+    ``grace_s``; the ids queued again. Workers beat every ``heartbeat_s``; the database's unfinished
+    work is compared with Redis every ``database_check_s`` and whenever Redis has been emptied."""
     r = store.redis
     now = time.time() if now is None else now
     last = float(r.set(_LAST_TURN, now, get=True) or 0)
@@ -44,9 +48,12 @@ def reconcile(store: JobStore, grace_s: float, heartbeat_s: float, send: Callabl
         # No turn for a while (Redis away, no worker): heartbeats lapsed meanwhile, so what was
         # seen then says nothing about now. Count from this turn.
         r.delete(_SINCE)
-    for lost in store.db.unfinished_jobs(created_before=now - grace_s):
-        if store.restore(lost):  # Redis lost it (flushed, or restarted empty): open again, and so found below
-            log.warning("job %s: unfinished in the database, unknown to Redis; restored", lost["id"])
+    if r.set(_DATABASE_CHECKED, now, nx=True, ex=max(1, int(database_check_s))):
+        # Work Redis lost (flushed, or restarted empty) is open again, and so found below.
+        for job_id in store.restore_lost(store.db.unfinished_jobs(created_before=now - grace_s)):
+            log.warning("job %s: unfinished in the database, unknown to Redis; restored", job_id)
+        for batch_id in store.restore_playlists(store.db.pending_playlists(created_before=now - grace_s)):
+            log.warning("batch %s: its playlist waits to be listed, unknown to Redis; restored", batch_id)
     held = registry.held_by(r)
     nowhere = {(kind, rid) for kind, rid in store.open_records() if rid not in held}
     if nowhere:

@@ -95,8 +95,16 @@ class Settings:
     # A job taken by a worker that vanished is handed to another after this many seconds.
     # Must exceed the hard limit, or a slow job would run twice (checked at start).
     visibility_timeout_s: int = 360
-    # Job and search submissions per client address per minute (429 beyond); 0 turns it off.
+    # Who may use the API: "none" (anyone who reaches it) or "keys" (every /api/v1 request but
+    # /limits and /openapi.json needs an API key, `Authorization: Bearer ...`, made by `genre-admin
+    # keys create`; each key sees only its own jobs, batches and searches; /metrics needs an admin key).
+    auth: str = "none"
+    # Job, batch and search submissions per API key (or, without one, per client address) in any
+    # 60 seconds (a moving window; 429 beyond); 0 turns it off. A key's own quota overrides it.
     rate_limit_per_minute: int = 60
+    # Other requests about jobs, batches and searches (polls, exports, deletes, cancels) per API key
+    # or client address in any 60 seconds (429 beyond); 0 turns it off.
+    read_rate_limit_per_minute: int = 600
     # Reverse proxies in front of the API whose X-Forwarded-For is trusted (0: none, 1: one nginx).
     proxy_hops: int = 0
     # Seconds a client is told to wait between polls (the Retry-After header).
@@ -155,6 +163,10 @@ class Settings:
     # An accepted job or search that is in no queue and held by no live worker for this many
     # seconds was lost (with a Redis restart, a dead worker): it is queued again.
     orphan_grace_s: float = 10.0
+    # How often the reconciler looks in the database for accepted jobs Redis has no record of, in
+    # seconds (it also looks at once whenever Redis has been emptied: flushed, or restarted without
+    # its file).
+    database_check_s: float = 300.0
     # Redis's append-only file, for the Redis that `make up` starts: "always" syncs every write
     # to disk before Redis answers (nothing accepted is lost even on a power cut), "everysec"
     # once a second (a Redis crash loses nothing, a power cut up to a second).
@@ -223,14 +235,18 @@ class Settings:
             raise SettingsError("MAX_SEARCH_RESULTS, MAX_SEARCH_QUERY_CHARS and MAX_JSON_KB must be 1 or more")
         if self.max_attempts < 1:
             raise SettingsError("MAX_ATTEMPTS must be 1 or more")
+        if self.database_check_s < 1:
+            raise SettingsError("DATABASE_CHECK_S must be 1 or more")
         if self.redis_retry_s < 0 or self.orphan_grace_s <= 0:
             raise SettingsError("REDIS_RETRY_S must be 0 or more and ORPHAN_GRACE_S positive")
         if self.log_format not in ("text", "json"):
             raise SettingsError(f"LOG_FORMAT={self.log_format!r}: use text or json")
         if self.redis_appendfsync not in ("always", "everysec"):
             raise SettingsError(f"REDIS_APPENDFSYNC={self.redis_appendfsync!r}: use always or everysec")
-        if self.rate_limit_per_minute < 0:
-            raise SettingsError("RATE_LIMIT_PER_MINUTE must be 0 (off) or more")
+        if self.rate_limit_per_minute < 0 or self.read_rate_limit_per_minute < 0:
+            raise SettingsError("RATE_LIMIT_PER_MINUTE and READ_RATE_LIMIT_PER_MINUTE must be 0 (off) or more")
+        if self.auth not in ("none", "keys"):
+            raise SettingsError(f"AUTH={self.auth!r}: use none or keys")
         if self.api_workers < 1 or self.api_worker_connections < 1:
             raise SettingsError("API_WORKERS and API_WORKER_CONNECTIONS must be 1 or more")
         if self.header_timeout_s <= 0 or self.read_timeout_s <= 0:

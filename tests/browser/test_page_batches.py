@@ -51,7 +51,8 @@ def expect_rows_of(page, batch: dict) -> None:
     expect(rows).to_have_count(len(batch["items"]))
     for row, item in zip(rows.all(), batch["items"]):
         link = row.locator(".song a")
-        expect(link).to_have_attribute("href", f"#/jobs/{item['id']}")
+        # The song's address carries its batch (the job's own view does not reveal it).
+        expect(link).to_have_attribute("href", f"#/jobs/{item['id']}?batch={batch['id']}")
         if item["status"] == "succeeded":
             expect(row.locator(".pill")).to_have_text("Done")
             top = item["top"]

@@ -37,7 +37,7 @@ def test_readyz_reports_redis_and_live_workers(client):
 
 def test_readyz_says_how_many_workers_are_live_not_who_they_are(client, store):
     response = client.get("/readyz")
-    assert set(response.get_json()) == {"status", "redis", "workers"}
+    assert set(response.get_json()) == {"status", "redis", "database", "workers"}
     for worker in registry.live_workers(store.redis):
         assert worker["name"] not in response.get_data(as_text=True)  # e.g. test-1@<host name>
 

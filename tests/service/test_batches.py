@@ -80,10 +80,17 @@ def test_a_finished_batch_counts_its_outcomes(done_batch):
         {"done": 4, "total": 4}, {"queued": 0, "running": 0, "succeeded": 2, "failed": 2})
 
 
-def test_each_batch_item_is_an_ordinary_job_that_names_its_batch(done_batch):
+def test_each_batch_item_is_an_ordinary_job_with_the_top_genre_the_batch_shows(done_batch):
     client, _, body = done_batch
     job = client.get(f"/api/v1/jobs/{body['items'][0]['id']}").get_json()
-    assert (job["batch_id"], job["result"]["top5"][0]) == (body["id"], body["items"][0]["top"])
+    assert job["result"]["top5"][0] == body["items"][0]["top"]
+
+
+def test_a_batch_items_job_does_not_reveal_its_batch(done_batch):
+    # Whoever is given one song's address is not given the batch's other songs.
+    client, _, body = done_batch
+    job = client.get(f"/api/v1/jobs/{body['items'][0]['id']}").get_json()
+    assert body["id"] not in str(job)
 
 
 def test_the_csv_export_has_one_row_per_song_matching_its_job(done_batch):

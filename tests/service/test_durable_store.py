@@ -178,3 +178,81 @@ def test_an_unreachable_database_is_a_clear_error_without_a_traceback():
 def test_a_retention_setting_below_zero_is_refused():
     with pytest.raises(ValueError, match="RESULT_RETENTION_DAYS"):
         replace(Settings(), result_retention_days=-1).validate()
+
+
+def test_a_job_the_database_says_ended_is_not_ended_again_and_redis_learns_how_it_ended(store):
+    record = store.create("job", source={"kind": "upload"}, request={"content_key": None})
+    store.db.finish_job(record["id"], "failed", source=None, error={"code": "too_long", "message": "x"})
+    assert (store.succeed("job", record["id"], result=RESULT), store.get("job", record["id"])["error"]["code"]) == (
+        False, "too_long")
+
+
+def test_a_job_that_ends_while_it_is_being_restored_is_not_restored(store):
+    record = store.create("job", source={"kind": "upload"}, request={"content_key": None})
+    snapshot = store.db.unfinished_jobs(created_before=time.time() + 1)
+    store.redis.flushall()
+    store.db.finish_job(record["id"], "succeeded", source=None)  # a worker ended it meanwhile
+    assert (store.restore_lost(snapshot), store.open_records()) == ([], [])
+
+
+def test_a_batch_whose_playlist_redis_lost_is_listed_again(store):
+    store.accept([], "b" * 32, "https://www.youtube.com/playlist?list=PL0123456789")
+    store.redis.flushall()
+    sent = []
+    later = time.time() + 20
+    reconcile(store, 10, 5, lambda kind, rid: sent.append((kind, rid)), now=later)
+    reconcile(store, 10, 5, lambda kind, rid: sent.append((kind, rid)), now=later + 11)
+    assert sent == [("playlist", "b" * 32)]
+
+
+def test_a_playlist_is_added_to_its_batch_once(store):
+    store.accept([], "c" * 32, "https://www.youtube.com/playlist?list=PL0123456789")
+    video = {"status": "queued", "source": {"kind": "youtube"}, "request": {}, "created_at": time.time()}
+    first = store.db.add_batch_items("c" * 32, [{**video, "id": "v1"}])
+    second = store.db.add_batch_items("c" * 32, [{**video, "id": "v2"}])
+    assert (first, second, [item["id"] for item in store.db.batch("c" * 32)["items"]]) == (True, False, ["v1"])
+
+
+def test_a_job_refused_by_redis_is_not_kept_in_the_database(store):
+    from shared.service.jobs import new_record
+
+    record = new_record("job", source={"kind": "upload"}, request={})
+    store.redis.config_set("maxmemory", "1")  # Redis refuses writes (noeviction)
+    try:
+        with pytest.raises(Exception):
+            store.accept([record])
+    finally:
+        store.redis.config_set("maxmemory", "0")
+    assert store.db.job(record["id"]) is None
+
+
+def test_retention_deletes_a_batch_left_with_no_songs(store):
+    from shared.service.jobs import finished_fields, new_record
+
+    item = new_record("job", batch_id="d" * 32, position=0, source={"kind": "upload"}, request={},
+                      **finished_fields("failed", error={"code": "unsupported_audio", "message": "x"}))
+    store.accept([item], "d" * 32)
+    store.db.purge(time.time() + 1)
+    assert store.db.batch("d" * 32) is None
+
+
+def test_an_unreachable_database_is_a_503_with_retry_after(store):
+    from api import create_app
+
+    app = create_app(Settings(redis_url=own_redis_url(store), database_url=store.db.url))
+    app.extensions["DATABASE"] = Database("postgresql+psycopg://nobody@127.0.0.1:1/none")
+    response = app.test_client().get(f"/api/v1/jobs/{'a' * 32}")
+    assert (response.status_code, response.get_json()["error"]["code"], "Retry-After" in response.headers) == (
+        503, "unavailable", True)
+
+
+@pytest.mark.parametrize("password", ["s3cret", "top@s3cret"])  # the second unescaped, as typed in a hurry
+def test_the_database_url_is_shown_without_its_password(password):
+    with pytest.raises(DatabaseNotReady) as refused:
+        Database.open(f"postgresql+psycopg://user:{password}@127.0.0.1:1/none")
+    assert "s3cret" not in str(refused.value)
+
+
+def own_redis_url(store) -> str:
+    kwargs = store.redis.connection_pool.connection_kwargs
+    return f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs.get('db', 0)}"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.service import cache, ratelimit, registry
+from shared.service import cache, registry
 from stack import open_store
 from shared.service.settings import Settings
 
@@ -62,11 +62,6 @@ def test_cached_results_are_keyed_by_model_version_and_content(store):
     assert cache.cached_result(store, "v2", "sha256:abc") is None
     assert cache.cached_result(store, "v1", "sha256:def") is None
     assert cache.cached_result(store, "v1", None) is None
-
-
-def test_rate_limit_counts_per_client(store):
-    assert [ratelimit.allow_request(store.redis, 3, "203.0.113.1") for _ in range(4)] == [True, True, True, False]
-    assert ratelimit.allow_request(store.redis, 3, "203.0.113.2")
 
 
 def test_a_worker_is_live_until_its_heartbeat_is_forgotten(store):

@@ -173,6 +173,7 @@ def stack_env(folder: Path, redis_url: str, **extra: str | None) -> dict[str, st
         "WORK_DIR": str(folder / "work"),
         "METRICS_DIR": str(folder / "metrics"),
         "RATE_LIMIT_PER_MINUTE": "0",
+        "READ_RATE_LIMIT_PER_MINUTE": "0",  # tests poll every 50 ms
         # Workers share 2 cores with the test process (and with each other): one thread each
         # avoids oversubscription, under which torch's thread pool slows down many times over.
         "TORCH_THREADS": "1",
