@@ -136,9 +136,21 @@ def test_a_second_scan_analyses_nothing_and_never_loads_the_model(first, library
     assert [strip(row) for row in again] == [strip(row) for row in jsonl(first[0])]
 
 
-def test_ctrl_c_exits_130_and_the_next_scan_analyses_only_the_rest(library, env, tmp_path):
+LONG = [f"long{n}.mp3" for n in range(6)]
+
+
+@pytest.fixture(scope="module")
+def long_library(tmp_path_factory) -> Path:
+    """Songs long enough (a minute each) that Ctrl-C after the first always finds the scan mid-way."""
+    folder = tmp_path_factory.mktemp("long-library")
+    for n, name in enumerate(LONG):
+        make_audio(folder / name, 60.0, pitch=1 + n / 7)
+    return folder
+
+
+def test_ctrl_c_exits_130_and_the_next_scan_analyses_only_the_rest(long_library, env, tmp_path):
     store = tmp_path / "interrupted.db"
-    args = command() + [str(library), "-r", "--format", "jsonl", "--db", str(store)]
+    args = command() + [str(long_library), "--format", "jsonl", "--db", str(store)]
     with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                           cwd=REPO) as proc:
         before = [json.loads(proc.stdout.readline())]  # printed once its result was saved
@@ -148,12 +160,12 @@ def test_ctrl_c_exits_130_and_the_next_scan_analyses_only_the_rest(library, env,
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr and "interrupted" in stderr and stderr.count("\n") == 1, stderr
     done_before = {row["path"] for row in before}
-    assert before[0]["status"] == "analysed" and len(done_before) < len(AUDIO)
+    assert before[0]["status"] == "analysed" and len(done_before) < len(LONG)
 
-    after = scan(env, library, "-r", "--format", "jsonl", "--db", store)
+    after = scan(env, long_library, "--format", "jsonl", "--db", store)
     assert after.returncode == 0, after.stderr
     rows = jsonl(after)
-    assert names(rows, library) == AUDIO
+    assert names(rows, long_library) == LONG
     known = {row["path"] for row in rows if row["status"] == "known"}
     analysed = {row["path"] for row in rows if row["status"] == "analysed"}
     # Every file printed before Ctrl-C is known; at most one more finished unprinted as it came.
