@@ -179,15 +179,19 @@ class JobStore:
         if watched:
             pipe.sadd(OPEN, _member(record["kind"], record["id"]))
 
+    def _unknown(self, kind: str, rows: list[dict]) -> list[dict]:
+        """The rows (of the database) whose ``kind`` of record Redis has none of, asked in one round trip."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for row in rows:
+                pipe.exists(_key(kind, row["id"]))
+            present = pipe.execute()
+        return [row for row, here in zip(rows, present) if not here]
+
     def restore_lost(self, unfinished: list[dict]) -> list[str]:
         """Give back their live records, open, to the jobs among ``unfinished`` (rows of the database)
         that Redis has no record of (flushed, or restarted empty), so the reconciler queues them
         again; their ids. One that ended meanwhile (its outcome reached the database only) is not."""
-        with self.redis.pipeline(transaction=False) as pipe:
-            for job in unfinished:
-                pipe.exists(_key("job", job["id"]))
-            present = pipe.execute()
-        lost = [job for job, here in zip(unfinished, present) if not here]
+        lost = self._unknown("job", unfinished)
         for job in lost:
             self._write_live({"id": job["id"], "kind": "job", "status": "queued", "stage": "queued",
                               "created_at": job["created_at"], "updated_at": _now(), "source": job["source"],
@@ -204,11 +208,7 @@ class JobStore:
     def restore_playlists(self, pending: list[dict]) -> list[str]:
         """Give back their open records to batches whose playlist waits to be listed but that Redis
         has no record of; their ids."""
-        with self.redis.pipeline(transaction=False) as pipe:
-            for batch in pending:
-                pipe.exists(_key("playlist", batch["id"]))
-            present = pipe.execute()
-        lost = [batch for batch, here in zip(pending, present) if not here]
+        lost = self._unknown("playlist", pending)
         for batch in lost:
             self._write_live({"id": batch["id"], "kind": "playlist", "status": "queued", "stage": "queued",
                               "created_at": batch["created_at"], "updated_at": _now(), "url": batch["playlist_url"]},
